@@ -1,0 +1,6 @@
+#include "coil.h"
+
+int coil_version(void)
+{
+	return COIL_VERSION_NUMBER;
+}

@@ -1,0 +1,77 @@
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+
+#include "helper.h"
+
+static char log_text[16384];
+static size_t log_len;
+
+static const char *const level_names[] = { "error", "warning", "info", "debug" };
+
+static void capture(void *arg, enum coil_log_level level, const char *msg)
+{
+	(void)arg;
+	log_len += snprintf(log_text + log_len,
+			    log_len < sizeof(log_text) ? sizeof(log_text) - log_len : 0,
+			    "%s: %s\n", level_names[level], msg);
+	if (log_len >= sizeof(log_text))
+		log_len = sizeof(log_text) - 1;
+}
+
+void capture_log(void)
+{
+	log_len = 0;
+	log_text[0] = '\0';
+	coil_set_log(capture, NULL);
+}
+
+const char *captured_log(void)
+{
+	return log_text;
+}
+
+int log_has(enum coil_log_level level, const char *text)
+{
+	const char *line = log_text;
+	size_t prefix = strlen(level_names[level]);
+
+	while (*line) {
+		const char *end = strchr(line, '\n');
+		size_t len = end ? (size_t)(end - line) : strlen(line);
+
+		if (strncmp(line, level_names[level], prefix) == 0 &&
+		    memmem(line, len, text, strlen(text)))
+			return 1;
+		line += len + (end != NULL);
+	}
+	return 0;
+}
+
+void ring_up(coil_ring *r, const coil_ring_opts *opts)
+{
+	int ret = coil_ring_init(r, opts);
+
+	ck_assert_msg(ret == 0, "coil_ring_init: %s", strerror(-ret));
+}
+
+int kernel_version(void)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	uname(&u);
+	sscanf(u.release, "%d.%d", &major, &minor);
+	return major * 100 + minor;
+}
+
+int test_main(Suite *suite)
+{
+	SRunner *runner = srunner_create(suite);
+	int failed;
+
+	srunner_run_all(runner, CK_NORMAL);
+	failed = srunner_ntests_failed(runner);
+	srunner_free(runner);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

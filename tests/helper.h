@@ -1,0 +1,44 @@
+/* Shared by the Check suites: the runner, log capture, skips. */
+#ifndef COIL_TESTS_HELPER_H
+#define COIL_TESTS_HELPER_H
+
+#include <check.h>
+#include <stdio.h>
+
+#include "coil.h"
+
+/* Run one suite; the process exit status says whether it passed. */
+int test_main(Suite *suite);
+
+/* Route coil's log into a buffer the test can search. */
+void capture_log(void);
+/* The captured messages, one per line, "<level>: <message>". */
+const char *captured_log(void);
+/* Whether a captured message of the given level contains text. */
+int log_has(enum coil_log_level level, const char *text);
+
+/* A feature the kernel lacks is reported and the test ends, not failed. */
+#define SKIP_UNLESS(cond, why)                                                 \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "skipped %s: %s\n", __func__, why);   \
+			return;                                                \
+		}                                                              \
+	} while (0)
+
+/* Add a test case of one test with its own timeout in seconds. */
+#define ADD_TEST(suite, fn, seconds)                                           \
+	do {                                                                   \
+		TCase *tc_ = tcase_create(#fn);                                \
+		tcase_set_timeout(tc_, seconds);                               \
+		tcase_add_test(tc_, fn);                                       \
+		suite_add_tcase(suite, tc_);                                   \
+	} while (0)
+
+/* A ring with the given options, failing the test if it cannot be made. */
+void ring_up(coil_ring *r, const coil_ring_opts *opts);
+
+/* Kernel version as major * 100 + minor, e.g. 618 for 6.18. */
+int kernel_version(void);
+
+#endif
