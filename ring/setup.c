@@ -80,16 +80,15 @@ static const char *describe_flags(unsigned flags, char *buf, size_t len)
 	unsigned i;
 
 	buf[0] = '\0';
-	for (i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
+	for (i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]) && used < len; i++) {
 		if (!(flags & flag_names[i].flag))
 			continue;
-		used += snprintf(buf + used, used < len ? len - used : 0, "%s%s",
-				 used ? "|" : "", flag_names[i].name);
+		used += snprintf(buf + used, len - used, "%s%s", used ? "|" : "",
+				 flag_names[i].name);
 		flags &= ~flag_names[i].flag;
 	}
-	if (flags)
-		used += snprintf(buf + used, used < len ? len - used : 0,
-				 "%s0x%x", used ? "|" : "", flags);
+	if (flags && used < len)
+		used += snprintf(buf + used, len - used, "%s0x%x", used ? "|" : "", flags);
 	if (!used)
 		snprintf(buf, len, "none");
 	return buf;

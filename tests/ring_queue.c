@@ -110,7 +110,7 @@ START_TEST(test_a_million_nops_are_all_accounted_for)
 {
 	coil_ring_opts opts = { .entries = 64 };
 	struct counter c[SLOTS];
-	int submitted = 0, dispatched = 0, ret, i;
+	int submitted = 0, ret, i;
 	coil_ring r;
 
 	ring_up(&r, &opts);
@@ -120,9 +120,7 @@ START_TEST(test_a_million_nops_are_all_accounted_for)
 		/* 100 per round overflows the 64-entry SQ: the full path runs. */
 		for (i = 0; i < 100 && submitted < MILLION; i++, submitted++)
 			io_uring_prep_nop(coil_ring_sqe(&r, &c[submitted % SLOTS].op));
-		ret = coil_ring_poll(&r);
-		ck_assert_int_ge(ret, 0);
-		dispatched += ret;
+		ck_assert_int_ge(coil_ring_poll(&r), 0);
 	}
 	drain(&r);
 	for (i = 0, ret = 0; i < SLOTS; i++) {

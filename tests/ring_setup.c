@@ -126,7 +126,7 @@ static const struct {
 	  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE },
 };
 
-START_TEST(test_each_refused_flag_falls_back_one_step)
+START_TEST(test_refused_flags_fall_back_newest_first)
 {
 	coil_ring_opts opts = { .disable_flags = ladder[_i].refused };
 	coil_ring r;
@@ -417,7 +417,7 @@ int main(void)
 	ADD_TEST(s, test_completion_queue_is_twice_the_submission_queue, 10);
 	tc = tcase_create("fallback");
 	tcase_set_timeout(tc, 10);
-	tcase_add_loop_test(tc, test_each_refused_flag_falls_back_one_step, 0,
+	tcase_add_loop_test(tc, test_refused_flags_fall_back_newest_first, 0,
 			    sizeof(ladder) / sizeof(ladder[0]));
 	suite_add_tcase(s, tc);
 	ADD_TEST(s, test_sqpoll_option_gives_a_working_sqpoll_ring, 10);
