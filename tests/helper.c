@@ -48,6 +48,26 @@ int log_has(enum coil_log_level level, const char *text)
 	return 0;
 }
 
+void record_cqe(coil_op *op, const struct io_uring_cqe *cqe)
+{
+	struct recorder *rec = (struct recorder *)op;
+
+	if (rec->calls < 8)
+		rec->flags[rec->calls] = cqe->flags;
+	rec->calls++;
+	rec->res = cqe->res;
+}
+
+int await_cqe(coil_ring *r, struct recorder *rec)
+{
+	int64_t deadline = coil_now() + COIL_SEC(3);
+	int before = rec->calls;
+
+	while (rec->calls == before)
+		ck_assert_int_gt(coil_ring_wait(r, deadline), 0);
+	return rec->res;
+}
+
 void ring_up(coil_ring *r, const coil_ring_opts *opts)
 {
 	int ret = coil_ring_init(r, opts);

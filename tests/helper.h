@@ -35,6 +35,20 @@ int log_has(enum coil_log_level level, const char *text);
 		suite_add_tcase(suite, tc_);                                   \
 	} while (0)
 
+/* An op that records its completions. */
+struct recorder {
+	coil_op op;
+	int calls;
+	int res;           /* of the last CQE */
+	unsigned flags[8]; /* of the first CQEs */
+};
+
+void record_cqe(coil_op *op, const struct io_uring_cqe *cqe);
+#define RECORDER { .op.complete = record_cqe }
+
+/* Wait (at most 3 s) for one more completion of rec; return its result. */
+int await_cqe(coil_ring *r, struct recorder *rec);
+
 /* A ring with the given options, failing the test if it cannot be made. */
 void ring_up(coil_ring *r, const coil_ring_opts *opts);
 

@@ -10,23 +10,6 @@
 #include "helper.h"
 #include "ring/compat.h"
 
-struct counter {
-	coil_op op;
-	int calls;
-	int res;
-	unsigned flags[8]; /* of the first CQEs */
-};
-
-static void count(coil_op *op, const struct io_uring_cqe *cqe)
-{
-	struct counter *c = (struct counter *)op;
-
-	if (c->calls < 8)
-		c->flags[c->calls] = cqe->flags;
-	c->calls++;
-	c->res = cqe->res;
-}
-
 /* Poll until nothing is in flight, failing the test after a deadline. */
 static void drain(coil_ring *r)
 {
@@ -42,7 +25,7 @@ static void drain(coil_ring *r)
 
 START_TEST(test_completion_reaches_its_handler_with_the_result)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe;
 	coil_ring r;
 
@@ -75,13 +58,13 @@ END_TEST
 
 START_TEST(test_a_batch_is_dispatched_in_one_poll)
 {
-	struct counter c[32];
+	struct recorder c[32];
 	coil_ring r;
 	int i;
 
 	ring_up(&r, NULL);
 	for (i = 0; i < 32; i++) {
-		c[i] = (struct counter){ .op.complete = count };
+		c[i] = (struct recorder)RECORDER;
 		io_uring_prep_nop(coil_ring_sqe(&r, &c[i].op));
 	}
 	ck_assert_uint_eq(coil_ring_inflight(&r), 32);
@@ -97,9 +80,10 @@ END_TEST
 #define MILLION 1000000
 #define SLOTS 64
 
+/* Keeps the first failure, unlike record_cqe which keeps the last result. */
 static void count_only(coil_op *op, const struct io_uring_cqe *cqe)
 {
-	struct counter *c = (struct counter *)op;
+	struct recorder *c = (struct recorder *)op;
 
 	c->calls++;
 	if (cqe->res != 0)
@@ -109,13 +93,13 @@ static void count_only(coil_op *op, const struct io_uring_cqe *cqe)
 START_TEST(test_a_million_nops_are_all_accounted_for)
 {
 	coil_ring_opts opts = { .entries = 64 };
-	struct counter c[SLOTS];
+	struct recorder c[SLOTS];
 	int submitted = 0, ret, i;
 	coil_ring r;
 
 	ring_up(&r, &opts);
 	for (i = 0; i < SLOTS; i++)
-		c[i] = (struct counter){ .op.complete = count_only };
+		c[i] = (struct recorder){ .op.complete = count_only };
 	while (submitted < MILLION) {
 		/* 100 per round overflows the 64-entry SQ: the full path runs. */
 		for (i = 0; i < 100 && submitted < MILLION; i++, submitted++)
@@ -137,7 +121,7 @@ END_TEST
 START_TEST(test_full_sq_is_submitted_and_retried)
 {
 	coil_ring_opts opts = { .entries = 4 };
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe;
 	coil_ring r;
 	int i;
@@ -160,7 +144,7 @@ END_TEST
 START_TEST(test_reserve_makes_room_for_a_whole_linked_chain)
 {
 	coil_ring_opts opts = { .entries = 4 };
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe;
 	coil_ring r;
 	int i;
@@ -228,7 +212,7 @@ END_TEST
 START_TEST(test_multishot_op_stays_in_flight_until_its_final_cqe)
 {
 	struct __kernel_timespec ts = { .tv_nsec = 1000000 };
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe;
 	coil_ring r;
 
@@ -252,7 +236,7 @@ END_TEST
 
 START_TEST(test_multishot_poll_ends_with_its_cancel)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	uint64_t one = 1;
 	coil_ring r;
 	int efd, i;
@@ -286,7 +270,7 @@ END_TEST
  */
 START_TEST(test_poll_sees_deferred_completions)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	char buf[8];
 	int fds[2], i;
 	coil_ring r;
@@ -319,7 +303,7 @@ END_TEST
 START_TEST(test_wait_blocks_until_a_completion)
 {
 	struct __kernel_timespec ts = { .tv_nsec = 20000000 };
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	int64_t start;
 	coil_ring r;
 
@@ -335,7 +319,7 @@ END_TEST
 
 START_TEST(test_wait_returns_etimedout_at_its_deadline)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	int64_t deadline;
 	char buf[8];
 	int fds[2];
@@ -361,7 +345,7 @@ END_TEST
 
 START_TEST(test_a_message_from_another_ring_reaches_its_op_uncounted)
 {
-	struct counter sent = { .op.complete = count }, got = { .op.complete = count };
+	struct recorder sent = RECORDER, got = RECORDER;
 	coil_ring a, b;
 
 	ring_up(&a, NULL);

@@ -19,24 +19,10 @@
 	 IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_COOP_TASKRUN |               \
 	 IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE)
 
-struct counter {
-	coil_op op;
-	int calls;
-	int res;
-};
-
-static void count(coil_op *op, const struct io_uring_cqe *cqe)
-{
-	struct counter *c = (struct counter *)op;
-
-	c->calls++;
-	c->res = cqe->res;
-}
-
 /* One NOP through the ring: proves a ring actually works. */
 static void assert_nop_round_trip(coil_ring *r)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	int ret;
 
 	io_uring_prep_nop(coil_ring_sqe(r, &c.op));
@@ -50,7 +36,7 @@ static void assert_nop_round_trip(coil_ring *r)
 /* A read parked on an empty pipe, completed by a write, seen by polling. */
 static void assert_pipe_read_is_seen(coil_ring *r)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	char buf[4];
 	int fds[2], i;
 
@@ -322,7 +308,7 @@ static coil_ring forked_ring;
 
 static void use_ring_after_fork(int out)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe, *sqes = forked_ring.uring.sq.sqes;
 	unsigned entries = forked_ring.uring.sq.ring_entries;
 
@@ -356,7 +342,7 @@ END_TEST
 
 START_TEST(test_calls_after_exit_return_ebadf)
 {
-	struct counter c = { .op.complete = count };
+	struct recorder c = RECORDER;
 	struct io_uring_sqe *sqe;
 	coil_ring r;
 
@@ -375,9 +361,7 @@ END_TEST
 
 START_TEST(test_exit_cancels_inflight_ops_and_dispatches_them_first)
 {
-	struct counter reads[3] = {
-		{ .op.complete = count }, { .op.complete = count }, { .op.complete = count },
-	};
+	struct recorder reads[3] = { RECORDER, RECORDER, RECORDER };
 	char buf[3][8];
 	int fds[2], i;
 	coil_ring r;
