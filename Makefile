@@ -12,7 +12,7 @@ all:
 deps:
 	tools/install-deps test bench
 
-# Every test, in a gcc, an ASan+UBSan, a clang and a ucontext build.
+# Every test, in a gcc, an ASan+UBSan, a clang -O2 and a ucontext build.
 test:
 	tools/install-deps test
 	tools/run-tests

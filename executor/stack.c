@@ -112,19 +112,25 @@ int coil__stack_pool_init(coil__stack_pool *p, size_t size)
 	return 0;
 }
 
+/* A free stack keeps its list entry in its top bytes. */
 static struct free_stack *free_entry(void *lo, size_t size)
 {
 	return (struct free_stack *)((char *)lo + size) - 1;
 }
 
+static void *free_stack_lo(struct free_stack *f, size_t size)
+{
+	return (char *)(f + 1) - size;
+}
+
 void coil__stack_pool_destroy(coil__stack_pool *p)
 {
 	while (p->free) {
-		coil__stack s = { .size = p->size };
+		struct free_stack *f = p->free;
+		coil__stack s = { .lo = free_stack_lo(f, p->size), .size = p->size,
+				  .valgrind_id = f->valgrind_id };
 
-		s.lo = (char *)p->free + sizeof(struct free_stack) - p->size;
-		s.valgrind_id = ((struct free_stack *)p->free)->valgrind_id;
-		p->free = ((struct free_stack *)p->free)->next;
+		p->free = f->next;
 		unmap_stack(&s);
 	}
 	p->free_count = 0;
@@ -143,7 +149,7 @@ int coil__stack_get(coil__stack_pool *p, size_t size, coil__stack *out)
 		p->free = f->next;
 		p->free_count--;
 		out->size = size;
-		out->lo = (char *)(f + 1) - size;
+		out->lo = free_stack_lo(f, size);
 		out->valgrind_id = f->valgrind_id;
 #ifdef COIL_ASAN
 		/* The last task may have left redzones poisoned on it. */
