@@ -24,12 +24,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* A pending deadline, embedded in its owner (a task, a callback timer). */
-typedef struct coil__timer {
-	int64_t deadline; /* ns, CLOCK_MONOTONIC */
-	uint64_t seq;     /* arming order: equal deadlines fire first-armed first */
-	uint32_t slot;    /* 1 + its index in the heap; 0 when not armed */
-} coil__timer;
+#include "coil.h"
+
+/*
+ * A pending deadline, embedded in its owner (a task, a callback timer). The
+ * struct is in coil.h, since callback timers embed it; the heap reads and
+ * writes deadline, seq and slot, and leaves fire to the loop.
+ */
+typedef struct coil__timer coil__timer;
 
 /*
  * One element of the heap's array. The deadline is copied here so that

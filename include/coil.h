@@ -8,6 +8,10 @@
  *   time      monotonic nanoseconds and deadlines
  *   messages  the log hook that receives everything coil has to tell a human
  *   ring      one io_uring: setup, submission, completion dispatch
+ *   loop      coil_run: a loop of tasks on the calling thread
+ *   tasks     spawn, join, detach, yield, sleep, cancel
+ *   timers    callbacks at a deadline, for code that is not a task
+ *   awaiting  any io_uring operation, awaited by a task
  *
  * Conventions, everywhere in this header:
  *   - A call that can fail returns a negative errno (-EINVAL, -ETIMEDOUT, ...)
@@ -23,6 +27,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -271,6 +276,293 @@ int coil_ring_poll(coil_ring *r);
  * -EINTR when a signal interrupted the wait, or an error as coil_ring_poll.
  */
 int coil_ring_wait(coil_ring *r, int64_t deadline);
+
+/* ------------------------------------------------------------------- loop */
+
+/*
+ * A loop runs tasks on one thread: stackful coroutines that park in coil's
+ * calls (join, sleep, I/O) and resume when what they wait for happens. One
+ * iteration runs the ready tasks (a bounded batch, first in first out),
+ * fires the expired timers, then enters the kernel once: without waiting if
+ * tasks are ready, else waiting for a completion or the earliest timer
+ * deadline. Timers live in user space: however many are pending, at most one
+ * kernel wait is armed.
+ *
+ *	static int serve(void *arg) { ... return 0; }
+ *
+ *	int status;
+ *	int ret = coil_run(serve, NULL, &status);
+ *
+ * Loops, tasks and timers are not thread-safe: use each from the thread of
+ * the loop it belongs to.
+ */
+
+typedef struct coil_task coil_task;
+
+/* A task's function: returns >= 0 on success or a negative errno. */
+typedef int coil_fn(void *arg);
+
+typedef struct coil_loop_opts {
+	/* The ring under the loop. */
+	coil_ring_opts ring;
+	/* Stack size of a task that asks for none. 0: 128 KiB. */
+	size_t stack_size;
+	/*
+	 * Free stacks kept for reuse instead of unmapped. A cached stack keeps
+	 * the pages its last task touched (a page or two for most tasks).
+	 * 0: 4096. Raise it when bursts of many more tasks are the norm.
+	 */
+	unsigned stack_cache;
+	/* Tasks run per iteration before the kernel is entered. 0: 128. */
+	unsigned batch;
+	/*
+	 * When the main task returns, the tasks still alive are cancelled and
+	 * get this long (ns) to end. 0: one second. Those still alive after it
+	 * are abandoned: their stacks are unmapped and whatever they held is
+	 * lost, and they are listed through the log hook.
+	 */
+	int64_t shutdown_grace;
+} coil_loop_opts;
+
+/*
+ * Run a loop on the calling thread, with fn(arg) as its main task (named
+ * "main"), until that task returns; then stop the loop and return 0 with the
+ * main task's return value in *status (status may be NULL).
+ *
+ * Tasks still alive when main returns are listed by name through the log
+ * hook, cancelled, and given opts->shutdown_grace to end. Detached tasks that
+ * fail are reported as they end; tasks that failed with nobody joining them
+ * are reported when the loop stops. Handles of tasks not joined become
+ * invalid when coil_run returns.
+ *
+ * When every task is parked and nothing can wake any of them (no timer, no
+ * operation in flight), the loop reports the deadlock, listing the parked
+ * tasks, and cancels them all.
+ *
+ * Returns 0, or without running fn:
+ *   -EINVAL  fn is NULL, or opts out of range (stack_size)
+ *   -EBUSY   this thread is already running a loop
+ *   -ENOMEM  no stack for the main task
+ *   or an error of coil_ring_init, which is also explained through the log
+ * coil_run_with takes options; opts may be NULL for the defaults.
+ */
+int coil_run(coil_fn *fn, void *arg, int *status);
+int coil_run_with(coil_fn *fn, void *arg, int *status,
+		  const coil_loop_opts *opts);
+
+/*
+ * The ring of the loop running on this thread (NULL when none), for code
+ * that submits its own operations with callbacks: their handlers run on the
+ * loop, between tasks. Do not wait on it (coil_ring_wait): the loop does.
+ */
+coil_ring *coil_loop_ring(void);
+
+/* ------------------------------------------------------------------ tasks */
+
+enum coil_task_state {
+	COIL_TASK_PENDING,   /* spawned, has not run yet */
+	COIL_TASK_RUNNING,   /* started: running, ready to run, or parked */
+	COIL_TASK_COMPLETED, /* returned >= 0 */
+	COIL_TASK_FAILED,    /* returned a negative errno other than -ECANCELED */
+	COIL_TASK_CANCELLED, /* cancelled before it ran, or returned -ECANCELED */
+};
+
+typedef struct coil_task_opts {
+	/* Copied, at most 31 bytes kept. NULL: "task-<id>". */
+	const char *name;
+	/* 16 KiB to 256 MiB, rounded up to pages. 0: the loop's stack size. */
+	size_t stack_size;
+	/* Start detached (see coil_detach); *out may then be NULL. */
+	bool detached;
+	/* The initial task-local pointer. */
+	void *local;
+} coil_task_opts;
+
+/*
+ * Start fn(arg) as a new task of this thread's loop. It first runs after the
+ * tasks already ready. On success *out (if out is not NULL) is its handle,
+ * valid until coil_join returns 0 for it or, once detached, until it ends. A
+ * task that is neither joined nor detached keeps its stack until the loop
+ * stops.
+ *
+ * May be called from a task or from a callback on the loop. Returns 0, or:
+ *   -EINVAL  fn is NULL; stack_size out of range; out NULL and not detached
+ *   -EPERM   no loop runs on this thread
+ *   -ENOMEM  no stack could be mapped
+ * On an error nothing was started and *out is untouched.
+ */
+int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
+	       const coil_task_opts *opts);
+
+/*
+ * Wait until t ends, then store its return value in *status (status may be
+ * NULL) and release t. The join's own outcome and the task's are separate:
+ * -ETIMEDOUT returned here means the join's deadline passed; a task that
+ * itself timed out ends with 0 returned and *status == -ETIMEDOUT.
+ *
+ * Returns 0 (t is released: the handle is invalid now), or, t still valid:
+ *   -ETIMEDOUT  deadline passed first; t runs on
+ *   -ECANCELED  the calling task was cancelled; t runs on (it is not
+ *               cancelled with it)
+ *   -EPERM      not called from a task
+ *   -EINVAL     t is NULL or detached
+ *   -EDEADLK    t is the calling task
+ *   -EBUSY      another task is joining t
+ *   -EXDEV      t belongs to another thread's loop
+ */
+int coil_join(coil_task *t, int *status, int64_t deadline);
+
+/*
+ * Nobody will join t: it is released when it ends, and its handle is invalid
+ * from then on; a failure is reported through the log hook. Returns 0, or
+ * -EINVAL (NULL, already detached), -EBUSY (a join is waiting for it),
+ * -EXDEV (another thread's loop).
+ */
+int coil_detach(coil_task *t);
+
+/*
+ * Ask t to stop. Its current parking call (sleep, join, yield, I/O) returns
+ * -ECANCELED, and so does every later one. A task that has not started yet
+ * ends CANCELLED without running. A task that has ended is not affected.
+ * An operation in flight is cancelled in the kernel and the task resumes
+ * only after the operation's completion; if the operation completed first,
+ * its result is returned and the next parking call gets -ECANCELED.
+ *
+ * Returns 0, or -EINVAL (NULL), -EXDEV (another thread's loop).
+ */
+int coil_cancel(coil_task *t);
+
+/*
+ * Let every task that is ready now run once, then continue. Returns 0, or
+ * -ECANCELED (the task is cancelled), -EPERM (not in a task).
+ */
+int coil_yield(void);
+
+/*
+ * Park until deadline; never returns before it. A deadline already passed
+ * returns at once; COIL_NEVER parks until the task is cancelled.
+ * Returns 0, or -ECANCELED, -EPERM (not in a task), -ENOMEM (no memory for
+ * the timer).
+ */
+int coil_sleep_until(int64_t deadline);
+
+/* coil_sleep_until(coil_now() + ns). */
+int coil_sleep(int64_t ns);
+
+/* Whether the calling task has been cancelled (false outside a task). */
+bool coil_cancelled(void);
+
+/* The running task, or NULL outside a task. */
+coil_task *coil_current(void);
+
+/* A task's id, unique within its loop, counting from 1 (main). */
+uint64_t coil_task_id(const coil_task *t);
+
+/* A task's name: the one it was spawned with, or "task-<id>". */
+const char *coil_task_name(coil_task *t);
+
+enum coil_task_state coil_task_state(const coil_task *t);
+
+/* "pending", "running", "completed", "failed" or "cancelled". */
+const char *coil_task_state_name(enum coil_task_state state);
+
+/* The task-local pointer: coil never touches what it points to. */
+void *coil_task_local(const coil_task *t);
+void coil_task_set_local(coil_task *t, void *local);
+
+/* ----------------------------------------------------------------- timers */
+
+/*
+ * A callback at a deadline, for code that is not a task (an op's handler, a
+ * state machine): it runs on the loop between tasks, and may arm timers,
+ * spawn tasks and submit operations, but not park. The struct is the
+ * caller's: embed it anywhere, keep it alive while armed.
+ *
+ * A timer costs 32 bytes and O(log n) to arm or disarm among n pending
+ * ones; a million pending timers work.
+ */
+typedef struct coil_timer coil_timer;
+typedef void coil_timer_fn(coil_timer *timer, void *arg);
+
+/* Private: an entry of a loop's timer heap. */
+struct coil__timer {
+	int64_t deadline;
+	uint64_t seq;                       /* arming order, for equal deadlines */
+	uint32_t slot;                      /* 1 + index in the heap; 0: unarmed */
+	void (*fire)(struct coil__timer *); /* called by the loop on expiry */
+};
+
+struct coil_timer {
+	/* private */
+	struct coil__timer node;
+	coil_timer_fn *fn;
+	void *arg;
+	struct coil__loop *loop;
+};
+
+/* Set up an unarmed timer that will call fn(timer, arg). */
+void coil_timer_init(coil_timer *timer, coil_timer_fn *fn, void *arg);
+
+/*
+ * Arm the timer to fire once at deadline (moving it if it was armed), on
+ * this thread's loop. It fires in the first loop iteration at or after the
+ * deadline, never before; timers with the same deadline fire in arming order.
+ * Returns 0, or -EPERM (no loop on this thread, or the timer is armed on
+ * another thread's loop), -ENOMEM.
+ */
+int coil_timer_arm(coil_timer *timer, int64_t deadline);
+
+/* Disarm the timer. Returns whether it was armed. */
+bool coil_timer_disarm(coil_timer *timer);
+
+bool coil_timer_armed(const coil_timer *timer);
+
+/* --------------------------------------------------------------- awaiting */
+
+/*
+ * Any io_uring operation, awaited by the running task:
+ *
+ *	coil_io io;
+ *	struct io_uring_sqe *sqe = coil_io_prep(&io);
+ *	io_uring_prep_read(sqe, fd, buf, len, 0);
+ *	int n = coil_io_await(&io, deadline);
+ *
+ * The op lives in the caller's frame and coil_io_await returns only after
+ * the kernel is done with it, so buffers on the stack are safe. Nothing is
+ * allocated. One SQE per coil_io, single-shot, without IOSQE_CQE_SKIP_SUCCESS.
+ */
+typedef struct coil_io {
+	/* private */
+	coil_op op;
+	coil_task *task; /* NULL when coil_io_prep refused */
+	int res;
+	int reason;      /* why the kernel was asked to cancel it, or 0 */
+	uint32_t flags;  /* of the CQE */
+	bool done;
+} coil_io;
+
+/*
+ * An SQE of this thread's loop whose completion wakes the running task in
+ * coil_io_await. Prepare it, then await. Never NULL: outside a task, or when
+ * the task is cancelled already, the SQE returned is never submitted and
+ * coil_io_await returns -EPERM or -ECANCELED.
+ */
+struct io_uring_sqe *coil_io_prep(coil_io *io);
+
+/*
+ * Park until the operation completes; return its result (cqe->res). When the
+ * deadline passes or the task is cancelled first, the operation is cancelled
+ * in the kernel and, once its completion arrives, -ETIMEDOUT or -ECANCELED is
+ * returned; if it completed anyway, its own result is returned, so nothing
+ * it did is lost.
+ */
+int coil_io_await(coil_io *io, int64_t deadline);
+
+/* The flags of the operation's CQE (IORING_CQE_F_*), after coil_io_await. */
+static inline uint32_t coil_io_cqe_flags(const coil_io *io)
+{
+	return io->flags;
+}
 
 #ifdef __cplusplus
 }

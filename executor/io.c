@@ -1,0 +1,105 @@
+/*
+ * Awaiting any io_uring operation from a task, with a deadline and
+ * cancellation in the kernel.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+
+#include "executor/loop.h"
+#include "ring/log.h"
+
+/* Handed out when an SQE must not reach the kernel; never submitted. */
+static __thread struct io_uring_sqe refused_sqe;
+
+/*
+ * What the awaiting call returns: the op's own result, unless the kernel
+ * cancelled it on our request (the op then ends -ECANCELED, or -EINTR when a
+ * worker thread was interrupted), which is reported as why we asked.
+ */
+static int io_result(const coil_io *io)
+{
+	if (io->reason && (io->res == -ECANCELED || io->res == -EINTR))
+		return io->reason;
+	return io->res;
+}
+
+static void io_complete(coil_op *op, const struct io_uring_cqe *cqe)
+{
+	coil_io *io = (coil_io *)((char *)op - offsetof(coil_io, op));
+	coil_task *t = io->task;
+
+	io->res = cqe->res;
+	io->flags = cqe->flags;
+	io->done = true;
+	/* A full SQ can dispatch before the task has parked: it then sees done. */
+	if ((t->flags & TASK_PARKED) && t->wait == io)
+		coil__wake(t, io_result(io));
+}
+
+/* On the deadline or a cancel: ask the kernel to cancel; the CQE wakes. */
+static void io_interrupt(coil_task *t, int reason)
+{
+	coil_io *io = t->wait;
+	coil__loop *l = t->loop;
+	struct io_uring_sqe *sqe;
+
+	io->reason = reason;
+	if (coil__timer_armed(&t->timer))
+		coil__timer_heap_remove(&l->timers, &t->timer);
+	if (l->dead) {
+		/* No completion will come: the ring is gone (a forked child). */
+		io->res = reason;
+		io->done = true;
+		if (t->flags & TASK_PARKED)
+			coil__wake(t, reason);
+		return;
+	}
+	sqe = coil_ring_sqe(&l->ring, NULL);
+	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)&io->op, 0);
+}
+
+struct io_uring_sqe *coil_io_prep(coil_io *io)
+{
+	coil_task *t = coil__current();
+
+	*io = (coil_io){ .op.complete = io_complete };
+	if (!t)
+		io->res = -EPERM;
+	else if (coil__cancel_pending(t))
+		io->res = -ECANCELED;
+	else if (t->loop->dead)
+		io->res = t->loop->dead;
+	else {
+		io->task = t;
+		return coil_ring_sqe(&t->loop->ring, &io->op);
+	}
+	return &refused_sqe;
+}
+
+int coil_io_await(coil_io *io, int64_t deadline)
+{
+	coil_task *t = io->task;
+	int reason = 0;
+
+	if (!t)
+		return io->res;
+	if (t != coil__current()) {
+		/* Returning would let the kernel write into a frame that is gone. */
+		coil__log(COIL_LOG_ERROR, "coil_io_await called outside the task "
+			  "that prepared the operation");
+		abort();
+	}
+	if (coil__cancel_pending(t))
+		reason = -ECANCELED;
+	else if (deadline != COIL_NEVER && (deadline <= coil_now() ||
+					    coil__arm_deadline(t, deadline) < 0))
+		reason = -ETIMEDOUT; /* passed, or no memory to wait for it */
+	if (reason && !io->done) {
+		t->wait = io;
+		io_interrupt(t, reason);
+	}
+	if (io->done)
+		return io_result(io);
+	return coil__suspend(t, reason ? NULL : io_interrupt, io);
+}

@@ -1,0 +1,279 @@
+/*
+ * The loop: coil_run, one iteration (ready tasks, timers, one kernel entry),
+ * deadlock detection and shutdown.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "executor/loop.h"
+#include "ring/log.h"
+
+#define STACK_CACHE_DEFAULT 4096
+#define BATCH_DEFAULT 128
+#define GRACE_DEFAULT COIL_SEC(1)
+
+__thread coil__loop *coil__this_loop;
+
+static void run_task(coil__loop *l, coil_task *t)
+{
+	if (t->state == COIL_TASK_PENDING) {
+		if (coil__cancel_pending(t)) {
+			/* Cancelled before it ran: it never will. */
+			coil__task_end(t, -ECANCELED);
+			if (t->flags & TASK_DETACHED)
+				coil__task_release(t);
+			return;
+		}
+		t->state = COIL_TASK_RUNNING;
+	}
+	l->current = t;
+	coil__fiber_switch(&l->fiber, &t->fiber, 0);
+	l->current = NULL;
+	/* A task cannot unmap the stack it runs on: the loop does it for it. */
+	if (coil__task_ended(t) && (t->flags & TASK_DETACHED))
+		coil__task_release(t);
+}
+
+/*
+ * Run the tasks ready when the batch starts, up to the batch size. Tasks
+ * made ready meanwhile (a yield, a wake) run in the next iteration, after
+ * the kernel has been entered: a task that keeps yielding cannot starve I/O.
+ */
+static void run_ready(coil__loop *l)
+{
+	unsigned n = l->ready_len < l->batch ? l->ready_len : l->batch;
+
+	while (n--) {
+		coil_task *t = l->ready_head;
+
+		l->ready_head = t->next_ready;
+		if (!l->ready_head)
+			l->ready_tail = &l->ready_head;
+		l->ready_len--;
+		run_task(l, t);
+	}
+}
+
+/*
+ * Fire the timers that have expired. A callback that arms a timer already
+ * due does not make this loop forever: timers armed during this pass wait
+ * for the next one.
+ */
+static void fire_timers(coil__loop *l)
+{
+	uint64_t armed_before = l->timers.next_seq;
+	struct coil__timer *t;
+	int64_t now;
+
+	if (!coil__timer_heap_len(&l->timers))
+		return;
+	now = coil_now();
+	while ((t = coil__timer_heap_first(&l->timers)) && t->seq < armed_before &&
+	       (t = coil__timer_heap_pop_expired(&l->timers, now)))
+		t->fire(t);
+}
+
+/*
+ * Enter the kernel once: submit, collect and dispatch, without waiting if a
+ * task is ready, else waiting until a completion or the earliest deadline
+ * (capped by cap). Returns 0, -EDEADLK when nothing could ever end the wait,
+ * or the ring's fatal error.
+ */
+static int enter_kernel(coil__loop *l, int64_t cap)
+{
+	struct coil__timer *first = coil__timer_heap_first(&l->timers);
+	int64_t deadline = first && first->deadline < cap ? first->deadline : cap;
+	struct timespec ts;
+	int ret;
+
+	if (l->dead) {
+		if (l->ready_len)
+			return 0;
+		if (deadline == COIL_NEVER)
+			return -EDEADLK;
+		ts.tv_sec = deadline / COIL_SEC(1);
+		ts.tv_nsec = deadline % COIL_SEC(1);
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		return 0;
+	}
+	if (l->ready_len)
+		ret = coil_ring_poll(&l->ring);
+	else if (deadline == COIL_NEVER && coil_ring_inflight(&l->ring) == 0)
+		return -EDEADLK;
+	else
+		ret = coil_ring_wait(&l->ring, deadline);
+	return ret >= 0 || ret == -ETIMEDOUT || ret == -EINTR ? 0 : ret;
+}
+
+/*
+ * "a (#2, parked), b (#3, ready)" for the tasks not ended, at most 16 of
+ * them, then how many more.
+ */
+static const char *list_alive(coil__loop *l, char *buf, size_t len)
+{
+	size_t used = 0;
+	unsigned listed = 0;
+	char desc[64];
+
+	buf[0] = 0;
+	for (coil_task *t = l->tasks.next; t != &l->tasks; t = t->next) {
+		if (coil__task_ended(t))
+			continue;
+		if (listed == 16) {
+			snprintf(buf + used, len - used, " and %u more",
+				 l->alive - listed);
+			break;
+		}
+		used += snprintf(buf + used, len - used, "%s%s", listed ? ", " : "",
+				 coil__task_describe(t, desc, sizeof(desc)));
+		if (used >= len)
+			break;
+		listed++;
+	}
+	return buf;
+}
+
+static void cancel_alive(coil__loop *l)
+{
+	for (coil_task *t = l->tasks.next, *next; t != &l->tasks; t = next) {
+		next = t->next; /* a hook cannot release t, but stay safe */
+		if (!coil__task_ended(t))
+			coil_cancel(t);
+	}
+}
+
+/*
+ * One iteration; returns whether the loop can go on. A deadlock (every task
+ * parked, nothing to wake any) is reported and everything cancelled; if it
+ * comes back, nothing can be done and the loop stops.
+ */
+static bool iterate(coil__loop *l, int64_t cap)
+{
+	char names[1024];
+	int ret;
+
+	run_ready(l);
+	fire_timers(l);
+	ret = enter_kernel(l, cap);
+	if (ret == -EDEADLK) {
+		if (l->deadlocked)
+			return false;
+		l->deadlocked = true;
+		coil__log(COIL_LOG_ERROR, "deadlock: every task is parked and "
+			  "nothing can wake them (no timer, no operation in "
+			  "flight); cancelling them: %s",
+			  list_alive(l, names, sizeof(names)));
+		cancel_alive(l);
+	} else if (ret < 0) {
+		l->dead = ret;
+		coil__log(COIL_LOG_ERROR, "the loop's ring failed (%s); "
+			  "cancelling every task", strerror(-ret));
+		cancel_alive(l);
+	}
+	return true;
+}
+
+static void shutdown_tasks(coil__loop *l)
+{
+	char names[1024];
+	int64_t deadline;
+
+	if (l->alive) {
+		coil__log(COIL_LOG_WARN, "%u task%s still alive when main "
+			  "returned, cancelling: %s", l->alive,
+			  l->alive == 1 ? "" : "s",
+			  list_alive(l, names, sizeof(names)));
+		cancel_alive(l);
+		deadline = coil_now() + l->shutdown_grace;
+		while (l->alive && coil_now() < deadline && iterate(l, deadline))
+			;
+	}
+	if (l->alive)
+		coil__log(COIL_LOG_ERROR, "abandoning %u task%s that did not "
+			  "end within %lld ms of being cancelled: %s", l->alive,
+			  l->alive == 1 ? "" : "s",
+			  (long long)(l->shutdown_grace / COIL_MSEC(1)),
+			  list_alive(l, names, sizeof(names)));
+}
+
+/* Release every task left; ops in flight are cancelled before stacks go. */
+static void teardown(coil__loop *l)
+{
+	char desc[64];
+
+	coil_ring_exit(&l->ring);
+	while (l->tasks.next != &l->tasks) {
+		coil_task *t = l->tasks.next;
+
+		if (t->state == COIL_TASK_FAILED && !(t->flags & TASK_DETACHED))
+			coil__log(COIL_LOG_ERROR, "task %s failed with nobody "
+				  "joining it: %s",
+				  coil__task_describe(t, desc, sizeof(desc)),
+				  strerror(-t->status));
+		coil__task_release(t);
+	}
+	coil__timer_heap_destroy(&l->timers);
+	coil__stack_pool_destroy(&l->stacks);
+	coil__this_loop = NULL;
+}
+
+int coil_run(coil_fn *fn, void *arg, int *status)
+{
+	return coil_run_with(fn, arg, status, NULL);
+}
+
+int coil_run_with(coil_fn *fn, void *arg, int *status,
+		  const coil_loop_opts *opts)
+{
+	static const coil_loop_opts defaults;
+	coil__loop loop, *l = &loop;
+	coil_task *main;
+	int ret;
+
+	if (!opts)
+		opts = &defaults;
+	if (!fn || opts->shutdown_grace < 0)
+		return -EINVAL;
+	if (coil__this_loop)
+		return -EBUSY;
+	memset(l, 0, sizeof(*l));
+	ret = coil__stack_pool_init(&l->stacks, opts->stack_size);
+	if (ret < 0)
+		return ret;
+	l->stacks.max_free = opts->stack_cache ? opts->stack_cache
+					       : STACK_CACHE_DEFAULT;
+	ret = coil_ring_init(&l->ring, &opts->ring);
+	if (ret < 0)
+		return ret;
+	coil__fiber_init_thread(&l->fiber);
+	l->ready_tail = &l->ready_head;
+	l->batch = opts->batch ? opts->batch : BATCH_DEFAULT;
+	l->shutdown_grace = opts->shutdown_grace ? opts->shutdown_grace
+						 : GRACE_DEFAULT;
+	l->next_id = 1;
+	l->tasks.next = l->tasks.prev = &l->tasks;
+	coil__timer_heap_init(&l->timers);
+	coil__this_loop = l;
+
+	ret = coil_spawn(&main, fn, arg, &(coil_task_opts){ .name = "main" });
+	if (ret == 0) {
+		while (!coil__task_ended(main) && iterate(l, COIL_NEVER))
+			;
+		if (coil__task_ended(main)) {
+			if (status)
+				*status = main->status;
+			coil__task_release(main);
+		} else {
+			ret = -EDEADLK;
+		}
+		shutdown_tasks(l);
+	}
+	teardown(l);
+	return ret;
+}
+
+coil_ring *coil_loop_ring(void)
+{
+	return coil__this_loop ? &coil__this_loop->ring : NULL;
+}

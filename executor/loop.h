@@ -1,0 +1,135 @@
+/*
+ * The loop and its tasks, as the executor's files see them.
+ *
+ * Parking is one mechanism for every kind of wait. A task that waits
+ * registers itself where it waits (a joined task, an op in flight, a
+ * primitive's queue), then parks with a deadline and an interrupt hook. It
+ * resumes when someone wakes it with a result (coil__wake), or when the hook
+ * runs: on the deadline with -ETIMEDOUT, on coil_cancel with -ECANCELED. The
+ * hook undoes the registration and wakes the task, or, for an op in flight,
+ * asks the kernel to cancel it and leaves the wake to the op's completion.
+ */
+#ifndef COIL_EXECUTOR_LOOP_H
+#define COIL_EXECUTOR_LOOP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coil.h"
+#include "executor/context.h"
+#include "executor/stack.h"
+#include "executor/timer.h"
+
+/* Runs at most once per park, with -ETIMEDOUT or -ECANCELED. */
+typedef void coil__interrupt_fn(coil_task *t, int reason);
+
+enum {
+	TASK_DETACHED = 1 << 0,
+	TASK_CANCELLED = 1 << 1, /* coil_cancel was called */
+	TASK_PARKED = 1 << 2,    /* suspended and not yet woken */
+};
+
+/*
+ * A task lives at the top of its own stack, so that a spawn takes one stack
+ * from the pool and nothing else.
+ */
+struct coil_task {
+	coil__fiber fiber;
+	struct coil__loop *loop;
+	coil_task *next_ready;
+	coil_task *prev, *next; /* the loop's list of unreleased tasks */
+	coil__interrupt_fn *interrupt;
+	void *wait;             /* what the task is parked on, for its hook */
+	coil_task *joiner;
+	coil_fn *fn;
+	void *arg;
+	void *local;
+	uint64_t id;
+	struct coil__timer timer;
+	int status;             /* fn's return value */
+	int wake_result;        /* what the parking call returns */
+	uint8_t state;          /* enum coil_task_state */
+	uint8_t flags;
+	coil__stack stack;
+	char name[32];
+};
+
+typedef struct coil__loop {
+	coil_ring ring;
+	coil__fiber fiber;      /* the thread's own stack, where the loop runs */
+	coil_task *current;
+	coil_task *ready_head;  /* FIFO of tasks to run */
+	coil_task **ready_tail;
+	unsigned ready_len;
+	unsigned batch;
+	coil__timer_heap timers;
+	coil__stack_pool stacks;
+	coil_task tasks;        /* sentinel of the list of unreleased tasks */
+	unsigned alive;         /* tasks not ended yet */
+	uint64_t next_id;
+	int64_t shutdown_grace;
+	int dead;               /* the ring's fatal error, once it failed */
+	bool deadlocked;        /* a deadlock was found and everything cancelled */
+	struct io_uring_sqe scratch; /* handed out when an SQE must not be sent */
+} coil__loop;
+
+/* The loop running on this thread, or NULL. */
+extern __thread coil__loop *coil__this_loop;
+
+static inline coil_task *coil__current(void)
+{
+	coil__loop *l = coil__this_loop;
+
+	return l ? l->current : NULL;
+}
+
+static inline bool coil__task_ended(const coil_task *t)
+{
+	return t->state >= COIL_TASK_COMPLETED;
+}
+
+/* Append t to the ready queue. */
+static inline void coil__ready(coil__loop *l, coil_task *t)
+{
+	t->next_ready = NULL;
+	*l->ready_tail = t;
+	l->ready_tail = &t->next_ready;
+	l->ready_len++;
+}
+
+/*
+ * Park the running task self. Returns at once with -ECANCELED if it is
+ * cancelled, or -ETIMEDOUT if deadline has passed; else suspends it until
+ * coil__wake (returning the result given there) or the hook.
+ */
+int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
+	       void *wait);
+
+/*
+ * The two halves of coil__park, for waits that must not return before
+ * something happens (an op in flight must complete first): arm self's
+ * deadline (0 or -ENOMEM), then suspend until coil__wake, with hook (may be
+ * NULL) to run on the deadline or on cancel, and wait kept in self->wait.
+ */
+int coil__arm_deadline(coil_task *self, int64_t deadline);
+int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait);
+
+/* Make a parked task ready; its parking call returns result. */
+void coil__wake(coil_task *t, int result);
+
+/* End t with fn's return value: set its state, wake its joiner. */
+void coil__task_end(coil_task *t, int status);
+
+/* Whether t's parking calls must fail with -ECANCELED. */
+static inline bool coil__cancel_pending(const coil_task *t)
+{
+	return t->flags & TASK_CANCELLED;
+}
+
+/* Give an ended, joined or detached task's stack back. */
+void coil__task_release(coil_task *t);
+
+/* A task's description for a log line: "name (state, #id)". */
+const char *coil__task_describe(coil_task *t, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * Tasks: spawn, parking and waking, join, detach, cancel, yield.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor/loop.h"
+#include "ring/log.h"
+
+#define container_of(p, type, member)                                          \
+	((type *)((char *)(p) - offsetof(type, member)))
+
+/* The bytes at the top of a stack taken by the task itself. */
+#define TASK_SIZE ((sizeof(coil_task) + 63) & ~(size_t)63)
+
+static void task_entry(void *arg)
+{
+	coil_task *t = arg;
+	coil__loop *l = t->loop;
+
+	coil__fiber_started(&l->fiber);
+	coil__task_end(t, t->fn(t->arg));
+	coil__fiber_switch(&t->fiber, &l->fiber, 1);
+	__builtin_unreachable();
+}
+
+/* The loop fires this when the deadline of a parked task passes. */
+static void task_deadline(struct coil__timer *timer)
+{
+	coil_task *t = container_of(timer, coil_task, timer);
+	coil__interrupt_fn *hook = t->interrupt;
+
+	if (hook) {
+		t->interrupt = NULL;
+		hook(t, -ETIMEDOUT);
+	}
+}
+
+int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
+	       const coil_task_opts *opts)
+{
+	static const coil_task_opts none;
+	coil__loop *l = coil__this_loop;
+	coil__stack stack;
+	coil_task *t;
+	int ret;
+
+	if (!opts)
+		opts = &none;
+	if (!fn || (!out && !opts->detached))
+		return -EINVAL;
+	if (!l)
+		return -EPERM;
+	ret = coil__stack_get(&l->stacks, opts->stack_size, &stack);
+	if (ret < 0)
+		return ret;
+	t = (coil_task *)((char *)stack.lo + stack.size - TASK_SIZE);
+	*t = (coil_task){
+		.loop = l,
+		.fn = fn,
+		.arg = arg,
+		.local = opts->local,
+		.id = l->next_id++,
+		.timer.fire = task_deadline,
+		.state = COIL_TASK_PENDING,
+		.flags = opts->detached ? TASK_DETACHED : 0,
+		.stack = stack,
+	};
+	if (opts->name)
+		snprintf(t->name, sizeof(t->name), "%s", opts->name);
+	coil__fiber_init(&t->fiber, stack.lo, stack.size - TASK_SIZE, task_entry, t);
+	t->prev = l->tasks.prev;
+	t->next = &l->tasks;
+	t->prev->next = t;
+	l->tasks.prev = t;
+	l->alive++;
+	coil__ready(l, t);
+	if (out)
+		*out = t;
+	return 0;
+}
+
+static void report_failure(coil_task *t, const char *why)
+{
+	char desc[64];
+
+	coil__log(COIL_LOG_ERROR, "task %s failed%s: %s",
+		  coil__task_describe(t, desc, sizeof(desc)), why,
+		  strerror(-t->status));
+}
+
+void coil__task_end(coil_task *t, int status)
+{
+	t->status = status;
+	t->state = status >= 0	       ? COIL_TASK_COMPLETED
+		   : status == -ECANCELED ? COIL_TASK_CANCELLED
+					  : COIL_TASK_FAILED;
+	t->loop->alive--;
+	if (t->joiner) {
+		coil__wake(t->joiner, 0);
+		t->joiner = NULL;
+	}
+	if ((t->flags & TASK_DETACHED) && t->state == COIL_TASK_FAILED)
+		report_failure(t, " (detached)");
+}
+
+void coil__task_release(coil_task *t)
+{
+	coil__stack stack = t->stack;
+
+	t->prev->next = t->next;
+	t->next->prev = t->prev;
+	coil__fiber_destroy(&t->fiber);
+	coil__stack_put(&t->loop->stacks, &stack);
+}
+
+int coil__arm_deadline(coil_task *self, int64_t deadline)
+{
+	if (deadline == COIL_NEVER)
+		return 0;
+	return coil__timer_heap_add(&self->loop->timers, &self->timer, deadline);
+}
+
+int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait)
+{
+	self->interrupt = hook;
+	self->wait = wait;
+	self->flags |= TASK_PARKED;
+	coil__fiber_switch(&self->fiber, &self->loop->fiber, 0);
+	return self->wake_result;
+}
+
+int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
+	       void *wait)
+{
+	int ret;
+
+	if (coil__cancel_pending(self))
+		return -ECANCELED;
+	if (deadline != COIL_NEVER && deadline <= coil_now())
+		return -ETIMEDOUT;
+	ret = coil__arm_deadline(self, deadline);
+	if (ret < 0)
+		return ret;
+	return coil__suspend(self, hook, wait);
+}
+
+void coil__wake(coil_task *t, int result)
+{
+	char desc[64];
+
+	if (!(t->flags & TASK_PARKED)) {
+		/* A second wake would queue the task twice: never recoverable. */
+		coil__log(COIL_LOG_ERROR, "task %s woken while not parked",
+			  coil__task_describe(t, desc, sizeof(desc)));
+		abort();
+	}
+	t->flags &= ~TASK_PARKED;
+	if (coil__timer_armed(&t->timer))
+		coil__timer_heap_remove(&t->loop->timers, &t->timer);
+	t->interrupt = NULL;
+	t->wake_result = result;
+	coil__ready(t->loop, t);
+}
+
+/* A joiner's hook: stop waiting for the task in self->wait. */
+static void join_interrupt(coil_task *self, int reason)
+{
+	coil_task *t = self->wait;
+
+	t->joiner = NULL;
+	coil__wake(self, reason);
+}
+
+int coil_join(coil_task *t, int *status, int64_t deadline)
+{
+	coil_task *self = coil__current();
+	int ret;
+
+	if (!self)
+		return -EPERM;
+	if (!t)
+		return -EINVAL;
+	if (t->loop != self->loop)
+		return -EXDEV;
+	if (t == self)
+		return -EDEADLK;
+	if (t->flags & TASK_DETACHED)
+		return -EINVAL;
+	if (t->joiner)
+		return -EBUSY;
+	if (!coil__task_ended(t)) {
+		t->joiner = self;
+		ret = coil__park(self, deadline, join_interrupt, t);
+		if (ret < 0) {
+			t->joiner = NULL;
+			return ret;
+		}
+	}
+	if (status)
+		*status = t->status;
+	coil__task_release(t);
+	return 0;
+}
+
+int coil_detach(coil_task *t)
+{
+	if (!t)
+		return -EINVAL;
+	if (t->loop != coil__this_loop)
+		return -EXDEV;
+	if (t->flags & TASK_DETACHED)
+		return -EINVAL;
+	if (t->joiner)
+		return -EBUSY;
+	t->flags |= TASK_DETACHED;
+	if (coil__task_ended(t)) {
+		if (t->state == COIL_TASK_FAILED)
+			report_failure(t, " (detached after it ended)");
+		coil__task_release(t);
+	}
+	return 0;
+}
+
+int coil_cancel(coil_task *t)
+{
+	coil__interrupt_fn *hook;
+
+	if (!t)
+		return -EINVAL;
+	if (t->loop != coil__this_loop)
+		return -EXDEV;
+	if (coil__task_ended(t))
+		return 0;
+	t->flags |= TASK_CANCELLED;
+	hook = t->interrupt;
+	if (hook) {
+		t->interrupt = NULL;
+		hook(t, -ECANCELED);
+	}
+	return 0;
+}
+
+/* A yielding task is queued already: a cancel only changes what it gets. */
+static void yield_interrupt(coil_task *t, int reason)
+{
+	t->wake_result = reason;
+}
+
+int coil_yield(void)
+{
+	coil_task *self = coil__current();
+
+	if (!self)
+		return -EPERM;
+	if (coil__cancel_pending(self))
+		return -ECANCELED;
+	coil__ready(self->loop, self);
+	self->wake_result = 0;
+	self->interrupt = yield_interrupt;
+	coil__fiber_switch(&self->fiber, &self->loop->fiber, 0);
+	self->interrupt = NULL;
+	return self->wake_result;
+}
+
+bool coil_cancelled(void)
+{
+	coil_task *self = coil__current();
+
+	return self && coil__cancel_pending(self);
+}
+
+coil_task *coil_current(void)
+{
+	return coil__current();
+}
+
+uint64_t coil_task_id(const coil_task *t)
+{
+	return t->id;
+}
+
+const char *coil_task_name(coil_task *t)
+{
+	if (!t->name[0])
+		snprintf(t->name, sizeof(t->name), "task-%llu",
+			 (unsigned long long)t->id);
+	return t->name;
+}
+
+enum coil_task_state coil_task_state(const coil_task *t)
+{
+	return (enum coil_task_state)t->state;
+}
+
+const char *coil_task_state_name(enum coil_task_state state)
+{
+	static const char *const names[] = { "pending", "running", "completed",
+					     "failed", "cancelled" };
+
+	return (unsigned)state < 5 ? names[state] : "invalid";
+}
+
+void *coil_task_local(const coil_task *t)
+{
+	return t->local;
+}
+
+void coil_task_set_local(coil_task *t, void *local)
+{
+	t->local = local;
+}
+
+const char *coil__task_describe(coil_task *t, char *buf, size_t len)
+{
+	const char *state = coil_task_state_name(coil_task_state(t));
+
+	if (t->state == COIL_TASK_RUNNING)
+		state = t == t->loop->current ? "running"
+			: t->flags & TASK_PARKED ? "parked" : "ready";
+	snprintf(buf, len, "'%s' (#%llu, %s)", coil_task_name(t),
+		 (unsigned long long)t->id, state);
+	return buf;
+}
