@@ -30,8 +30,9 @@ enum {
 };
 
 /*
- * A task lives at the top of its own stack, so that a spawn takes one stack
- * from the pool and nothing else.
+ * A task's handle comes from its loop's slab of handles, dense in memory;
+ * its stack comes from the loop's pool and goes back as soon as the task
+ * ends, so a task that is never joined holds a handle, not a stack.
  */
 struct coil_task {
 	coil__fiber fiber;
@@ -50,20 +51,31 @@ struct coil_task {
 	int wake_result;        /* what the parking call returns */
 	uint8_t state;          /* enum coil_task_state */
 	uint8_t flags;
-	coil__stack stack;
+	coil__stack stack;      /* lo is NULL once given back */
 	char name[32];
+} __attribute__((aligned(64)));
+
+/* Handles are allocated this many at a time and reused, never freed early. */
+#define COIL__TASK_CHUNK 64
+
+struct coil__task_chunk {
+	struct coil__task_chunk *next;
+	coil_task tasks[COIL__TASK_CHUNK];
 };
 
 typedef struct coil__loop {
 	coil_ring ring;
 	coil__fiber fiber;      /* the thread's own stack, where the loop runs */
 	coil_task *current;
+	coil_task *main;        /* coil_run's task, until it is released */
 	coil_task *ready_head;  /* FIFO of tasks to run */
 	coil_task **ready_tail;
 	unsigned ready_len;
 	unsigned batch;
 	coil__timer_heap timers;
 	coil__stack_pool stacks;
+	coil_task *free_tasks;  /* handles to reuse, linked by next_ready */
+	struct coil__task_chunk *task_chunks;
 	coil_task tasks;        /* sentinel of the list of unreleased tasks */
 	unsigned alive;         /* tasks not ended yet */
 	uint64_t next_id;
@@ -126,8 +138,14 @@ static inline bool coil__cancel_pending(const coil_task *t)
 	return t->flags & TASK_CANCELLED;
 }
 
-/* Give an ended, joined or detached task's stack back. */
+/* Give the stack of an ended (or abandoned) task back to the pool. */
+void coil__task_drop_stack(coil_task *t);
+
+/* Release a task's handle (and its stack if it still has one). */
 void coil__task_release(coil_task *t);
+
+/* Free every handle of the loop; all must have been released. */
+void coil__task_slab_destroy(struct coil__loop *l);
 
 /* A task's description for a log line: "name (state, #id)". */
 const char *coil__task_describe(coil_task *t, char *buf, size_t len);

@@ -5,7 +5,9 @@
  * (65530) then stops a process near 32,000 stacks.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,12 +31,6 @@
 #endif
 
 #define MAX_FREE_DEFAULT 4096
-
-/* Kept in the top bytes of a free stack. */
-struct free_stack {
-	void *next;
-	unsigned valgrind_id;
-};
 
 /* 0: not tried yet, 1: madvise guards work, -1: fall back to mprotect. */
 static int guard_by_madvise;
@@ -112,49 +108,33 @@ int coil__stack_pool_init(coil__stack_pool *p, size_t size)
 	return 0;
 }
 
-/* A free stack keeps its list entry in its top bytes. */
-static struct free_stack *free_entry(void *lo, size_t size)
-{
-	return (struct free_stack *)((char *)lo + size) - 1;
-}
-
-static void *free_stack_lo(struct free_stack *f, size_t size)
-{
-	return (char *)(f + 1) - size;
-}
-
 void coil__stack_pool_destroy(coil__stack_pool *p)
 {
-	while (p->free) {
-		struct free_stack *f = p->free;
-		coil__stack s = { .lo = free_stack_lo(f, p->size), .size = p->size,
+	while (p->free_count) {
+		struct coil__free_stack *f = &p->free[--p->free_count];
+		coil__stack s = { .lo = f->lo, .size = p->size,
 				  .valgrind_id = f->valgrind_id };
 
-		p->free = f->next;
 		unmap_stack(&s);
 	}
-	p->free_count = 0;
+	free(p->free);
+	p->free = NULL;
+	p->free_cap = 0;
 }
 
 int coil__stack_get(coil__stack_pool *p, size_t size, coil__stack *out)
 {
-	struct free_stack *f;
 	int ret;
 
 	size = size ? round_to_pages(size) : p->size;
 	if (size < COIL_STACK_MIN || size > COIL_STACK_MAX)
 		return -EINVAL;
-	if (size == p->size && p->free) {
-		f = p->free;
-		p->free = f->next;
-		p->free_count--;
+	if (size == p->size && p->free_count) {
+		struct coil__free_stack *f = &p->free[--p->free_count];
+
 		out->size = size;
-		out->lo = free_stack_lo(f, size);
+		out->lo = f->lo;
 		out->valgrind_id = f->valgrind_id;
-#ifdef COIL_ASAN
-		/* The last task may have left redzones poisoned on it. */
-		ASAN_UNPOISON_MEMORY_REGION(out->lo, size);
-#endif
 		p->live++;
 		return 0;
 	}
@@ -164,23 +144,39 @@ int coil__stack_get(coil__stack_pool *p, size_t size, coil__stack *out)
 	return ret;
 }
 
+/* Room for one more free stack, within max_free. */
+static bool free_list_room(coil__stack_pool *p)
+{
+	struct coil__free_stack *grown;
+	unsigned cap;
+
+	if (p->free_count >= p->max_free)
+		return false;
+	if (p->free_count < p->free_cap)
+		return true;
+	cap = p->free_cap ? p->free_cap * 2 : 64;
+	if (cap > p->max_free)
+		cap = p->max_free;
+	grown = realloc(p->free, sizeof(*grown) * cap);
+	if (!grown)
+		return false;
+	p->free = grown;
+	p->free_cap = cap;
+	return true;
+}
+
 void coil__stack_put(coil__stack_pool *p, coil__stack *s)
 {
-	struct free_stack *f;
-
 	p->live--;
-	if (s->size != p->size || p->free_count >= p->max_free) {
+	if (s->size != p->size || !free_list_room(p)) {
 		unmap_stack(s);
 		return;
 	}
 #ifdef COIL_ASAN
+	/* The last task may have left redzones poisoned on it. */
 	ASAN_UNPOISON_MEMORY_REGION(s->lo, s->size);
 #endif
-	f = free_entry(s->lo, s->size);
-	f->next = p->free;
-	f->valgrind_id = s->valgrind_id;
-	p->free = f;
-	p->free_count++;
+	p->free[p->free_count++] = (struct coil__free_stack){ s->lo, s->valgrind_id };
 }
 
 int coil__stack_guard_is_madvise(void)

@@ -19,14 +19,23 @@ typedef struct coil__stack {
 } coil__stack;
 
 /*
- * Free stacks of the pool's size, most recently used first (their top pages
- * are likely still in cache). Other sizes are mapped and unmapped directly.
- * One pool per loop: not thread-safe.
+ * Free stacks of the pool's size, reused most recently freed first (their
+ * top pages are likely still in cache). Other sizes are mapped and unmapped
+ * directly. The free list is an array of its own, not links through the
+ * stacks: getting and putting a stack then touches none of its pages, which
+ * matters when many thousands of them are cycled (each page touched is a
+ * TLB miss). One pool per loop: not thread-safe.
  */
+struct coil__free_stack {
+	void *lo;
+	unsigned valgrind_id;
+};
+
 typedef struct coil__stack_pool {
 	size_t size;         /* usable bytes of a pooled stack, a page multiple */
-	void *free;          /* free list, linked through each stack's top bytes */
+	struct coil__free_stack *free; /* free[0 .. free_count) */
 	unsigned free_count;
+	unsigned free_cap;   /* entries allocated in free */
 	unsigned max_free;   /* beyond this, returned stacks are unmapped */
 	unsigned live;       /* stacks handed out and not yet returned */
 	unsigned fail_next;  /* tests: fail this many upcoming new mappings */
@@ -39,7 +48,10 @@ typedef struct coil__stack_pool {
  */
 int coil__stack_pool_init(coil__stack_pool *p, size_t size);
 
-/* Unmap the free stacks. Stacks still handed out are the caller's to put back. */
+/*
+ * Unmap the free stacks and free the list. Stacks still handed out are the
+ * caller's to put back.
+ */
 void coil__stack_pool_destroy(coil__stack_pool *p);
 
 /*

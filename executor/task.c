@@ -13,9 +13,6 @@
 #define container_of(p, type, member)                                          \
 	((type *)((char *)(p) - offsetof(type, member)))
 
-/* The bytes at the top of a stack taken by the task itself. */
-#define TASK_SIZE ((sizeof(coil_task) + 63) & ~(size_t)63)
-
 static void task_entry(void *arg)
 {
 	coil_task *t = arg;
@@ -39,6 +36,43 @@ static void task_deadline(struct coil__timer *timer)
 	}
 }
 
+static coil_task *task_alloc(coil__loop *l)
+{
+	struct coil__task_chunk *chunk;
+	coil_task *t = l->free_tasks;
+
+	if (!t) {
+		chunk = aligned_alloc(64, sizeof(*chunk));
+		if (!chunk)
+			return NULL;
+		chunk->next = l->task_chunks;
+		l->task_chunks = chunk;
+		for (int i = COIL__TASK_CHUNK - 1; i >= 0; i--) {
+			chunk->tasks[i].next_ready = t;
+			t = &chunk->tasks[i];
+		}
+	}
+	l->free_tasks = t->next_ready;
+	return t;
+}
+
+static void task_free(coil__loop *l, coil_task *t)
+{
+	t->next_ready = l->free_tasks;
+	l->free_tasks = t;
+}
+
+void coil__task_slab_destroy(coil__loop *l)
+{
+	while (l->task_chunks) {
+		struct coil__task_chunk *chunk = l->task_chunks;
+
+		l->task_chunks = chunk->next;
+		free(chunk);
+	}
+	l->free_tasks = NULL;
+}
+
 int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
 	       const coil_task_opts *opts)
 {
@@ -54,10 +88,14 @@ int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
 		return -EINVAL;
 	if (!l)
 		return -EPERM;
+	t = task_alloc(l);
+	if (!t)
+		return -ENOMEM;
 	ret = coil__stack_get(&l->stacks, opts->stack_size, &stack);
-	if (ret < 0)
+	if (ret < 0) {
+		task_free(l, t);
 		return ret;
-	t = (coil_task *)((char *)stack.lo + stack.size - TASK_SIZE);
+	}
 	*t = (coil_task){
 		.loop = l,
 		.fn = fn,
@@ -71,7 +109,7 @@ int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
 	};
 	if (opts->name)
 		snprintf(t->name, sizeof(t->name), "%s", opts->name);
-	coil__fiber_init(&t->fiber, stack.lo, stack.size - TASK_SIZE, task_entry, t);
+	coil__fiber_init(&t->fiber, stack.lo, stack.size, task_entry, t);
 	t->prev = l->tasks.prev;
 	t->next = &l->tasks;
 	t->prev->next = t;
@@ -107,14 +145,21 @@ void coil__task_end(coil_task *t, int status)
 		report_failure(t, " (detached)");
 }
 
+void coil__task_drop_stack(coil_task *t)
+{
+	if (!t->stack.lo)
+		return;
+	coil__fiber_destroy(&t->fiber);
+	coil__stack_put(&t->loop->stacks, &t->stack);
+	t->stack.lo = NULL;
+}
+
 void coil__task_release(coil_task *t)
 {
-	coil__stack stack = t->stack;
-
+	coil__task_drop_stack(t);
 	t->prev->next = t->next;
 	t->next->prev = t->prev;
-	coil__fiber_destroy(&t->fiber);
-	coil__stack_put(&t->loop->stacks, &stack);
+	task_free(t->loop, t);
 }
 
 int coil__arm_deadline(coil_task *self, int64_t deadline)
