@@ -12,9 +12,10 @@
  *	remove, pop      O(log4 n): about 4 comparisons on each of log4 n levels
  *	first            O(1)
  *
- * plus an amortised O(1) copy when the array doubles or halves. A timer is
- * embedded in its owner and the heap never allocates per timer: its one array
- * holds 16 bytes per pending timer.
+ * plus an amortised O(1) copy when the array doubles. A timer is embedded in
+ * its owner and the heap never allocates per timer: its one array holds 16
+ * bytes per timer, for the most timers ever pending at once (it does not
+ * shrink until destroyed).
  *
  * Not thread-safe: a heap belongs to its loop's thread.
  */
@@ -69,11 +70,7 @@ void coil__timer_heap_destroy(coil__timer_heap *h);
  */
 int coil__timer_heap_add(coil__timer_heap *h, coil__timer *t, int64_t deadline);
 
-/*
- * Disarm t. Returns false, changing nothing, if t is not armed in h. May
- * shrink the array, which cannot fail: if the smaller allocation is refused
- * the heap keeps the larger one.
- */
+/* Disarm t. Returns false, changing nothing, if t is not armed in h. */
 bool coil__timer_heap_remove(coil__timer_heap *h, coil__timer *t);
 
 /* The timer that fires first, still armed, or NULL when the heap is empty. */
