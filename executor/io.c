@@ -90,16 +90,19 @@ int coil_io_await(coil_io *io, int64_t deadline)
 			  "that prepared the operation");
 		abort();
 	}
+	if (io->done) /* completed already: its result, whatever came since */
+		return io_result(io);
 	if (coil__cancel_pending(t))
 		reason = -ECANCELED;
 	else if (deadline != COIL_NEVER && (deadline <= coil_now() ||
 					    coil__arm_deadline(t, deadline) < 0))
 		reason = -ETIMEDOUT; /* passed, or no memory to wait for it */
-	if (reason && !io->done) {
+	if (reason) {
 		t->wait = io;
 		io_interrupt(t, reason);
+		/* Done meanwhile: a full SQ dispatches, or the ring is dead. */
+		if (io->done)
+			return io_result(io);
 	}
-	if (io->done)
-		return io_result(io);
 	return coil__suspend(t, reason ? NULL : io_interrupt, io);
 }
