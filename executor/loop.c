@@ -184,7 +184,7 @@ static bool run_until(coil__loop *l, int64_t deadline)
 				  "cancelling every task", strerror(-ret));
 			cancel_alive(l);
 		}
-		if (deadline != COIL_NEVER && !l->ready_len && coil_now() >= deadline)
+		if (deadline != COIL_NEVER && coil_now() >= deadline)
 			return true;
 	}
 }
@@ -224,7 +224,7 @@ static void teardown(coil__loop *l)
 			coil__log(COIL_LOG_ERROR, "task %s failed with nobody "
 				  "joining it: %s",
 				  coil__task_describe(t, desc, sizeof(desc)),
-				  strerror(-t->status));
+				  coil__status_text(t->status));
 		coil__task_release(t);
 	}
 	coil__task_slab_destroy(l);
@@ -273,6 +273,7 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 
 	ret = coil_spawn(&main, fn, arg, &(coil_task_opts){ .name = "main" });
 	if (ret == 0) {
+		main->flags |= TASK_MAIN;
 		l->main = main;
 		if (run_until(l, COIL_NEVER)) {
 			if (status)

@@ -27,6 +27,7 @@ enum {
 	TASK_DETACHED = 1 << 0,
 	TASK_CANCELLED = 1 << 1, /* coil_cancel was called */
 	TASK_PARKED = 1 << 2,    /* suspended and not yet woken */
+	TASK_MAIN = 1 << 3,      /* coil_run's task: coil_run joins it */
 };
 
 /*
@@ -146,6 +147,9 @@ void coil__task_release(coil_task *t);
 
 /* Free every handle of the loop; all must have been released. */
 void coil__task_slab_destroy(struct coil__loop *l);
+
+/* strerror for a task's status, which need not be an errno at all. */
+const char *coil__status_text(int status);
 
 /* A task's description for a log line: "name (state, #id)". */
 const char *coil__task_describe(coil_task *t, char *buf, size_t len);

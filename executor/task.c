@@ -127,7 +127,7 @@ static void report_failure(coil_task *t, const char *why)
 
 	coil__log(COIL_LOG_ERROR, "task %s failed%s: %s",
 		  coil__task_describe(t, desc, sizeof(desc)), why,
-		  strerror(-t->status));
+		  coil__status_text(t->status));
 }
 
 void coil__task_end(coil_task *t, int status)
@@ -233,7 +233,7 @@ int coil_join(coil_task *t, int *status, int64_t deadline)
 		return -EXDEV;
 	if (t == self)
 		return -EDEADLK;
-	if (t->flags & TASK_DETACHED)
+	if (t->flags & (TASK_DETACHED | TASK_MAIN))
 		return -EINVAL;
 	if (t->joiner)
 		return -EBUSY;
@@ -257,7 +257,7 @@ int coil_detach(coil_task *t)
 		return -EINVAL;
 	if (t->loop != coil__this_loop)
 		return -EXDEV;
-	if (t->flags & TASK_DETACHED)
+	if (t->flags & (TASK_DETACHED | TASK_MAIN))
 		return -EINVAL;
 	if (t->joiner)
 		return -EBUSY;
@@ -357,6 +357,16 @@ void *coil_task_local(const coil_task *t)
 void coil_task_set_local(coil_task *t, void *local)
 {
 	t->local = local;
+}
+
+const char *coil__status_text(int status)
+{
+	static __thread char text[32];
+
+	if (status < 0 && status > -4096)
+		return strerror(-status);
+	snprintf(text, sizeof(text), "status %d", status);
+	return text;
 }
 
 const char *coil__task_describe(coil_task *t, char *buf, size_t len)

@@ -333,7 +333,8 @@ typedef struct coil_loop_opts {
  * hook, cancelled, and given opts->shutdown_grace to end. Detached tasks that
  * fail are reported as they end; tasks that failed with nobody joining them
  * are reported when the loop stops. Handles of tasks not joined become
- * invalid when coil_run returns.
+ * invalid when coil_run returns. The main task cannot be joined or detached
+ * by other tasks: coil_run joins it.
  *
  * When every task is parked and nothing can wake any of them (no timer, no
  * operation in flight), the loop reports the deadlock, listing the parked
@@ -382,8 +383,9 @@ typedef struct coil_task_opts {
  * Start fn(arg) as a new task of this thread's loop. It first runs after the
  * tasks already ready. On success *out (if out is not NULL) is its handle,
  * valid until coil_join returns 0 for it or, once detached, until it ends. A
- * task that is neither joined nor detached keeps its stack until the loop
- * stops.
+ * task's stack goes back to the loop's pool as soon as it ends; a task that
+ * is neither joined nor detached keeps its handle (a few hundred bytes) until
+ * the loop stops.
  *
  * May be called from a task or from a callback on the loop. Returns 0, or:
  *   -EINVAL  fn is NULL; stack_size out of range; out NULL and not detached
@@ -405,7 +407,7 @@ int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
  *   -ECANCELED  the calling task was cancelled; t runs on (it is not
  *               cancelled with it)
  *   -EPERM      not called from a task
- *   -EINVAL     t is NULL or detached
+ *   -EINVAL     t is NULL, detached, or the main task
  *   -EDEADLK    t is the calling task
  *   -EBUSY      another task is joining t
  *   -EXDEV      t belongs to another thread's loop
@@ -415,7 +417,7 @@ int coil_join(coil_task *t, int *status, int64_t deadline);
 /*
  * Nobody will join t: it is released when it ends, and its handle is invalid
  * from then on; a failure is reported through the log hook. Returns 0, or
- * -EINVAL (NULL, already detached), -EBUSY (a join is waiting for it),
+ * -EINVAL (NULL, already detached, the main task), -EBUSY (a join is waiting for it),
  * -EXDEV (another thread's loop).
  */
 int coil_detach(coil_task *t);
