@@ -62,8 +62,10 @@ static inline __attribute__((always_inline)) void run_ready(coil__loop *l)
 
 /*
  * Fire the timers that have expired. A callback that arms a timer already
- * due does not make this loop forever: timers armed during this pass wait
- * for the next one.
+ * due does not make this loop forever, nor starve the others: a timer armed
+ * during the pass gets a deadline no earlier than the pass's now (see
+ * coil_timer_arm), so it sorts after every timer already due, and the pass
+ * stops when it reaches it.
  */
 static void fire_timers(coil__loop *l)
 {
@@ -74,9 +76,11 @@ static void fire_timers(coil__loop *l)
 	if (!coil__timer_heap_len(&l->timers))
 		return;
 	now = coil_now();
+	l->firing_at = now;
 	while ((t = coil__timer_heap_first(&l->timers)) && t->seq < armed_before &&
 	       (t = coil__timer_heap_pop_expired(&l->timers, now)))
 		t->fire(t);
+	l->firing_at = 0;
 }
 
 /*

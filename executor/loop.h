@@ -74,6 +74,7 @@ typedef struct coil__loop {
 	unsigned ready_len;
 	unsigned batch;
 	coil__timer_heap timers;
+	int64_t firing_at;      /* while firing timers, the time they are due by */
 	coil__stack_pool stacks;
 	coil_task *free_tasks;  /* handles to reuse, linked by next_ready */
 	struct coil__task_chunk *task_chunks;

@@ -57,6 +57,9 @@ int coil_timer_arm(coil_timer *timer, int64_t deadline)
 		coil__timer_heap_remove(&l->timers, &timer->node);
 	}
 	timer->loop = l;
+	/* Re-armed by a callback in the past: after the timers due now. */
+	if (l->firing_at && deadline < l->firing_at)
+		deadline = l->firing_at;
 	return coil__timer_heap_add(&l->timers, &timer->node, deadline);
 }
 

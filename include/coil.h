@@ -509,8 +509,10 @@ void coil_timer_init(coil_timer *timer, coil_timer_fn *fn, void *arg);
  * Arm the timer to fire once at deadline (moving it if it was armed), on
  * this thread's loop. It fires in the first loop iteration at or after the
  * deadline, never before; timers with the same deadline fire in arming order.
- * Returns 0, or -EPERM (no loop on this thread, or the timer is armed on
- * another thread's loop), -ENOMEM.
+ * A timer armed by a callback with a deadline already passed fires in the
+ * next iteration, after the timers due in this one.
+ * Returns 0, or -EINVAL (timer or its fn NULL), -EPERM (no loop on this
+ * thread, or the timer is armed on another thread's loop), -ENOMEM.
  */
 int coil_timer_arm(coil_timer *timer, int64_t deadline);
 
