@@ -11,13 +11,6 @@
 #include "executor/loop.h"
 #include "helper.h"
 
-/* ck_assert writes to the runner on every pass: loops check through this. */
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
-
 #define ARG(n) ((void *)(intptr_t)(n))
 
 static const coil_task_opts detached = { .detached = true };

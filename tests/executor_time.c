@@ -9,39 +9,6 @@
 #include "executor/loop.h"
 #include "executor/stack.h"
 
-/*
- * ck_assert reports every passing check to the runner, a write per call: in
- * loops of a million that is most of the run. Loops check through this
- * instead, which costs nothing until it fails.
- */
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
-
-/* A fixed-seed xorshift64, so that every run sees the same sequence. */
-static uint64_t rng_state;
-
-static void seed(uint64_t s)
-{
-	rng_state = s ? s : 1;
-}
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-/* Uniform enough in [0, n) for a test; n > 0. */
-static int64_t below(int64_t n)
-{
-	return (int64_t)(rnd() % (uint64_t)n);
-}
-
 /* Fill p with a random permutation of 0 .. n - 1. */
 static void shuffle(int *p, int n)
 {

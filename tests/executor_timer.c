@@ -6,39 +6,6 @@
 #include "helper.h"
 #include "executor/timer.h"
 
-/*
- * ck_assert reports every passing check to the runner, a write per call: in
- * loops of a million that is most of the run. Loops check through this
- * instead, which costs nothing until it fails.
- */
-#define CHECK(cond, ...)                                                       \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
-	} while (0)
-
-/* A fixed-seed xorshift64, so that every run sees the same sequence. */
-static uint64_t rng_state;
-
-static void seed(uint64_t s)
-{
-	rng_state = s ? s : 1;
-}
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-/* Uniform enough in [0, n) for a test; n > 0. */
-static uint32_t below(uint32_t n)
-{
-	return (uint32_t)(rnd() % n);
-}
-
 static coil__timer *new_timers(size_t n)
 {
 	coil__timer *t = calloc(n, sizeof(*t));

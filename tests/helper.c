@@ -75,6 +75,26 @@ void ring_up(coil_ring *r, const coil_ring_opts *opts)
 	ck_assert_msg(ret == 0, "coil_ring_init: %s", strerror(-ret));
 }
 
+static uint64_t rng_state = 1;
+
+void seed(uint64_t s)
+{
+	rng_state = s ? s : 1;
+}
+
+uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+uint64_t below(uint64_t n)
+{
+	return rnd() % n;
+}
+
 int kernel_version(void)
 {
 	struct utsname u;
