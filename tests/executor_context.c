@@ -1,9 +1,7 @@
 /* executor/context.c and the switch: new contexts, switching, stack use. */
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "executor/context.h"
@@ -192,66 +190,27 @@ START_TEST(test_a_fiber_can_use_half_of_its_stack)
 }
 END_TEST
 
-/* In the child: infinite recursion on a fiber must fault on its guard page. */
-static char *guard_lo;
-static size_t guard_len;
-
-static void on_segv(int sig, siginfo_t *info, void *ctx)
-{
-	char *addr = info->si_addr;
-
-	(void)sig;
-	(void)ctx;
-	_exit(addr >= guard_lo && addr < guard_lo + guard_len ? 42 : 43);
-}
-
-/* Never reached; read at run time so that the compiler sees a way out. */
-static volatile int recursion_limit = 1 << 30;
-
-static int forever(int n)
-{
-	volatile char frame[512];
-
-	frame[0] = (char)n;
-	if (n == recursion_limit)
-		return 0;
-	return forever(n + 1) + frame[0];
-}
-
-static void recurse_forever(void *arg)
+static void overflow(void *arg)
 {
 	(void)arg;
 	coil__fiber_started(&main_fiber);
-	forever(0);
+	recurse_forever(0);
 	abort();
 }
 
+static void switch_to(void *fiber)
+{
+	coil__fiber_switch(&main_fiber, fiber, 0);
+}
+
+/* Infinite recursion on a fiber must fault on its guard page. */
 START_TEST(test_a_stack_overflow_faults_on_the_guard_page)
 {
-	static char altstack[64 * 1024];
 	struct test_fiber t = { 0 };
-	int status;
-	pid_t pid;
 
-	fiber_up(&t, recurse_forever);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
-		struct sigaction sa = { .sa_sigaction = on_segv,
-					.sa_flags = SA_SIGINFO | SA_ONSTACK };
-
-		guard_len = (size_t)sysconf(_SC_PAGESIZE);
-		guard_lo = (char *)t.stack.lo - guard_len;
-		sigaltstack(&ss, NULL);
-		sigaction(SIGSEGV, &sa, NULL);
-		coil__fiber_switch(&main_fiber, &t.fiber, 0);
-		_exit(44);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42,
-		      "child status 0x%x: 43 = fault outside the guard page, "
-		      "44 = no fault", status);
+	fiber_up(&t, overflow);
+	expect_fault_below(t.stack.lo);
+	expect_guard_fault(switch_to, &t.fiber);
 	fiber_down(&t);
 }
 END_TEST

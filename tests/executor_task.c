@@ -1,11 +1,9 @@
 /* executor/task.c and loop.c: run, spawn, join, cancel, detach, shutdown. */
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "executor/loop.h"
@@ -1132,61 +1130,22 @@ START_TEST(test_spawn_refuses_a_null_fn_no_handle_and_a_stack_size_out_of_range)
 }
 END_TEST
 
-/* In the child: where the guard page of the overflowing task is. */
-static char *guard_lo;
-static size_t guard_len;
-
-static void on_segv(int sig, siginfo_t *info, void *ctx)
-{
-	char *addr = info->si_addr;
-
-	(void)sig;
-	(void)ctx;
-	_exit(addr >= guard_lo && addr < guard_lo + guard_len ? 42 : 43);
-}
-
-/* Never reached; read at run time so that the compiler sees a way out. */
-static volatile int recursion_limit = 1 << 30;
-
-static int forever(int n)
-{
-	volatile char frame[1024];
-
-	frame[0] = (char)n;
-	if (n == recursion_limit)
-		return 0;
-	return forever(n + 1) + frame[0];
-}
-
 static int overflow(void *arg)
 {
 	(void)arg;
-	guard_len = (size_t)sysconf(_SC_PAGESIZE);
-	guard_lo = (char *)coil_current()->stack.lo - guard_len;
-	return forever(0);
+	expect_fault_below(coil_current()->stack.lo);
+	return recurse_forever(0);
+}
+
+static void run_overflow(void *arg)
+{
+	(void)arg;
+	coil_run(overflow, NULL, NULL);
 }
 
 START_TEST(test_a_task_stack_overflow_faults_on_its_guard_page)
 {
-	int status;
-	pid_t pid = fork();
-
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		static char altstack[64 * 1024];
-		stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
-		struct sigaction sa = { .sa_sigaction = on_segv,
-					.sa_flags = SA_SIGINFO | SA_ONSTACK };
-
-		sigaltstack(&ss, NULL);
-		sigaction(SIGSEGV, &sa, NULL);
-		coil_run(overflow, NULL, NULL);
-		_exit(44);
-	}
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42,
-		      "child status 0x%x: 43 = fault outside the guard page, "
-		      "44 = no fault", status);
+	expect_guard_fault(run_overflow, NULL);
 }
 END_TEST
 

@@ -1,6 +1,9 @@
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "helper.h"
 
@@ -93,6 +96,59 @@ uint64_t rnd(void)
 uint64_t below(uint64_t n)
 {
 	return rnd() % n;
+}
+
+static char *guard_lo;
+
+void expect_fault_below(void *stack_lo)
+{
+	guard_lo = (char *)stack_lo - sysconf(_SC_PAGESIZE);
+}
+
+static void on_segv(int sig, siginfo_t *info, void *ctx)
+{
+	char *addr = info->si_addr;
+
+	(void)sig;
+	(void)ctx;
+	_exit(addr >= guard_lo && addr < guard_lo + sysconf(_SC_PAGESIZE) ? 42 : 43);
+}
+
+/* Never reached; read at run time so that the compiler sees a way out. */
+static volatile int recursion_limit = 1 << 30;
+
+int recurse_forever(int n)
+{
+	volatile char frame[512];
+
+	frame[0] = (char)n;
+	if (n == recursion_limit)
+		return 0;
+	return recurse_forever(n + 1) + frame[0];
+}
+
+void expect_guard_fault(void (*start)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* The handler cannot run on the stack that overflowed. */
+		static char altstack[64 * 1024];
+		stack_t ss = { .ss_sp = altstack, .ss_size = sizeof(altstack) };
+		struct sigaction sa = { .sa_sigaction = on_segv,
+					.sa_flags = SA_SIGINFO | SA_ONSTACK };
+
+		sigaltstack(&ss, NULL);
+		sigaction(SIGSEGV, &sa, NULL);
+		start(arg);
+		_exit(44);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 42,
+		      "child status 0x%x: 43 = fault outside the guard page, "
+		      "44 = no fault", status);
 }
 
 int kernel_version(void)

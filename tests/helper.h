@@ -70,6 +70,16 @@ int await_cqe(coil_ring *r, struct recorder *rec);
 /* A ring with the given options, failing the test if it cannot be made. */
 void ring_up(coil_ring *r, const coil_ring_opts *opts);
 
+/*
+ * Stack overflow checks. In a forked child, run start(arg), which must
+ * overflow a stack whose guard page was named with expect_fault_below (by
+ * start itself, or before the call); the test fails unless the child faults
+ * inside that page. recurse_forever(0) overflows whatever stack it runs on.
+ */
+void expect_fault_below(void *stack_lo);
+void expect_guard_fault(void (*start)(void *), void *arg);
+int recurse_forever(int n);
+
 /* Kernel version as major * 100 + minor, e.g. 618 for 6.18. */
 int kernel_version(void);
 
