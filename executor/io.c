@@ -6,6 +6,13 @@
 #include <stddef.h>
 #include <stdlib.h>
 
+#ifdef COIL_HAVE_VALGRIND
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(addr, len) ((void)(addr), (void)(len))
+#endif
+
+#include "executor/io.h"
 #include "executor/loop.h"
 #include "ring/log.h"
 
@@ -29,8 +36,13 @@ static void io_complete(coil_op *op, const struct io_uring_cqe *cqe)
 	coil_io *io = (coil_io *)((char *)op - offsetof(coil_io, op));
 	coil_task *t = io->task;
 
-	io->res = cqe->res;
-	io->flags = cqe->flags;
+	/* A zero-copy send's notification only says its buffer is free. */
+	if (!(cqe->flags & IORING_CQE_F_NOTIF)) {
+		io->res = cqe->res;
+		io->flags = cqe->flags;
+	}
+	if (cqe->flags & IORING_CQE_F_MORE)
+		return; /* the op is not done with its buffers yet */
 	io->done = true;
 	/* A full SQ can dispatch before the task has parked: it then sees done. */
 	if ((t->flags & TASK_PARKED) && t->wait == io)
@@ -105,4 +117,34 @@ int coil_io_await(coil_io *io, int64_t deadline)
 			return io_result(io);
 	}
 	return coil__suspend(t, reason ? NULL : io_interrupt, io);
+}
+
+void coil__mark_defined(const void *buf, size_t n)
+{
+	if (buf && n)
+		VALGRIND_MAKE_MEM_DEFINED(buf, n);
+}
+
+ssize_t coil__await_read(coil_io *io, void *buf, int64_t deadline)
+{
+	int n = coil_io_await(io, deadline);
+
+	if (n > 0)
+		coil__mark_defined(buf, (size_t)n);
+	return n;
+}
+
+ssize_t coil__await_readv(coil_io *io, const struct iovec *iov, int iovcnt,
+			  int64_t deadline)
+{
+	int n = coil_io_await(io, deadline);
+	size_t left = n > 0 ? (size_t)n : 0;
+
+	for (int i = 0; i < iovcnt && left; i++) {
+		size_t part = iov[i].iov_len < left ? iov[i].iov_len : left;
+
+		coil__mark_defined(iov[i].iov_base, part);
+		left -= part;
+	}
+	return n;
 }

@@ -50,6 +50,7 @@ struct coil_task {
 	struct coil__timer timer;
 	int status;             /* fn's return value */
 	int wake_result;        /* what the parking call returns */
+	uint16_t shields;       /* coil_shield_begin depth */
 	uint8_t state;          /* enum coil_task_state */
 	uint8_t flags;
 	coil__stack stack;      /* lo is NULL once given back */
@@ -84,6 +85,8 @@ typedef struct coil__loop {
 	int64_t shutdown_grace;
 	int dead;               /* the ring's fatal error, once it failed */
 	bool deadlocked;        /* a deadlock was found and everything cancelled */
+	bool files_registered;  /* coil_files_register */
+	bool buffers_registered;
 	struct io_uring_sqe scratch; /* handed out when an SQE must not be sent */
 } coil__loop;
 
@@ -134,10 +137,10 @@ void coil__wake(coil_task *t, int result);
 /* End t with fn's return value: set its state, wake its joiner. */
 void coil__task_end(coil_task *t, int status);
 
-/* Whether t's parking calls must fail with -ECANCELED. */
+/* Whether t's parking calls must fail with -ECANCELED: cancelled, unshielded. */
 static inline bool coil__cancel_pending(const coil_task *t)
 {
-	return t->flags & TASK_CANCELLED;
+	return (t->flags & TASK_CANCELLED) && !t->shields;
 }
 
 /* Give the stack of an ended (or abandoned) task back to the pool. */

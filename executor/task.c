@@ -282,7 +282,7 @@ int coil_cancel(coil_task *t)
 		return 0;
 	t->flags |= TASK_CANCELLED;
 	hook = t->interrupt;
-	if (hook) {
+	if (hook && !t->shields) {
 		t->interrupt = NULL;
 		hook(t, -ECANCELED);
 	}
@@ -315,7 +315,31 @@ bool coil_cancelled(void)
 {
 	coil_task *self = coil__current();
 
-	return self && coil__cancel_pending(self);
+	return self && (self->flags & TASK_CANCELLED);
+}
+
+int coil_shield_begin(void)
+{
+	coil_task *self = coil__current();
+
+	if (!self)
+		return -EPERM;
+	if (self->shields == UINT16_MAX)
+		return -EOVERFLOW;
+	self->shields++;
+	return 0;
+}
+
+int coil_shield_end(void)
+{
+	coil_task *self = coil__current();
+
+	if (!self)
+		return -EPERM;
+	if (!self->shields)
+		return -EINVAL;
+	self->shields--;
+	return 0;
 }
 
 coil_task *coil_current(void)

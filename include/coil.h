@@ -11,7 +11,8 @@
  *   loop      coil_run: a loop of tasks on the calling thread
  *   tasks     spawn, join, detach, yield, sleep, cancel
  *   timers    callbacks at a deadline, for code that is not a task
- *   awaiting  any io_uring operation, awaited by a task
+ *   awaiting  any io_uring operation, awaited by a task; shields
+ *   I/O       sockets, any fd, files, processes
  *
  * Conventions, everywhere in this header:
  *   - A call that can fail returns a negative errno (-EINVAL, -ETIMEDOUT, ...)
@@ -451,7 +452,10 @@ int coil_sleep_until(int64_t deadline);
 /* coil_sleep_until(coil_now() + ns). */
 int coil_sleep(int64_t ns);
 
-/* Whether the calling task has been cancelled (false outside a task). */
+/*
+ * Whether the calling task has been cancelled (false outside a task), also
+ * inside a shield.
+ */
 bool coil_cancelled(void);
 
 /* The running task, or NULL outside a task. */
@@ -533,7 +537,10 @@ bool coil_timer_armed(const coil_timer *timer);
  *
  * The op lives in the caller's frame and coil_io_await returns only after
  * the kernel is done with it, so buffers on the stack are safe. Nothing is
- * allocated. One SQE per coil_io, single-shot, without IOSQE_CQE_SKIP_SUCCESS.
+ * allocated. One SQE per coil_io, without IOSQE_CQE_SKIP_SUCCESS. An op
+ * that posts several CQEs (a zero-copy send) is done at the last one, the one
+ * without IORING_CQE_F_MORE; its result is that of the last CQE that is not
+ * a notification (IORING_CQE_F_NOTIF).
  */
 typedef struct coil_io {
 	/* private */
@@ -567,6 +574,334 @@ static inline uint32_t coil_io_cqe_flags(const coil_io *io)
 {
 	return io->flags;
 }
+
+/*
+ * A shield lets cleanup code (closing, flushing, saying goodbye) run parking
+ * calls after the task was cancelled. Between coil_shield_begin and the
+ * matching coil_shield_end, a cancel (earlier or arriving meanwhile) does not
+ * interrupt parking calls; deadlines still apply. Once the last shield ends,
+ * the cancel takes effect again: the next parking call returns -ECANCELED.
+ * Shields nest. Both return 0, or -EPERM (not in a task); coil_shield_end
+ * returns -EINVAL without a matching begin, coil_shield_begin -EOVERFLOW
+ * beyond 65535 levels.
+ */
+int coil_shield_begin(void);
+int coil_shield_end(void);
+
+/* ----------------------------------------------------------------- I/O */
+
+/*
+ * Every call below may park the calling task until the kernel completes the
+ * operation, and follows the same rules:
+ *
+ *   - It returns what the kernel returned: a count or 0 on success, a
+ *     negative errno on failure (-EBADF for a closed fd, -ECONNRESET for a
+ *     reset peer, ...). Nothing is logged for these: they are the caller's.
+ *   - deadline is absolute (COIL_NEVER for none). When it passes, the
+ *     operation is cancelled in the kernel and -ETIMEDOUT is returned once
+ *     the kernel has let go of it.
+ *   - When the task is cancelled, the operation is cancelled likewise and
+ *     -ECANCELED is returned. If the operation completed before the kernel
+ *     could cancel it, its result is returned instead (the bytes read or
+ *     written are not lost) and the next parking call gets -ECANCELED.
+ *   - Buffers are the caller's and the call returns only after the kernel
+ *     is done with them, so they may live on the task's stack.
+ *   - Outside a task each returns -EPERM; in a cancelled task, -ECANCELED
+ *     without starting anything.
+ *   - A length larger than COIL_IO_MAX is cut to it (a short transfer),
+ *     as read(2) does.
+ *   - File descriptors are created with O_CLOEXEC / SOCK_CLOEXEC.
+ *
+ * An fd argument may also name a file registered with coil_files_register:
+ * pass COIL_FIXED_FD(index).
+ */
+
+#define COIL_IO_MAX 0x7ffff000u
+
+#define COIL_FIXED_FD(index) ((int)(0xC0000000u | ((unsigned)(index) & 0xFFFFFu)))
+
+/* -- sockets (executor/net.c) */
+
+/*
+ * Parse an address: "host:port" with a numeric IPv4 host, "localhost" or an
+ * empty host (all interfaces); "[v6]:port"; "unix:/path" or "unix:@name"
+ * (abstract). Returns 0 with the address in *ss and its length in *len, or
+ * -EINVAL.
+ */
+int coil_addr_parse(const char *text, struct sockaddr_storage *ss,
+		    socklen_t *len);
+
+/* socket(2) with SOCK_CLOEXEC. Returns the fd or a negative errno. */
+int coil_socket(int domain, int type, int protocol);
+
+typedef struct coil_listen_opts {
+	/* SOCK_STREAM (0 means it) or SOCK_DGRAM: a datagram socket is bound only. */
+	int type;
+	/* Pending connections the kernel queues. 0: 4096. */
+	int backlog;
+	/* SO_REUSEPORT, for one listener per loop on the same port. */
+	bool reuseport;
+} coil_listen_opts;
+
+/*
+ * A socket bound to address (coil_addr_parse syntax), listening for
+ * connections unless it is a datagram socket. TCP sockets get SO_REUSEADDR.
+ * Does not park. opts may be NULL. Returns the fd, or -EINVAL (bad address
+ * or opts), or the errno of socket/bind/listen (-EADDRINUSE, -EACCES, ...).
+ */
+int coil_listen(const char *address, const coil_listen_opts *opts);
+
+/* The local port of a bound socket, or a negative errno. */
+int coil_sock_port(int fd);
+
+/* Connect fd to addr. Returns 0 or a negative errno (-ECONNREFUSED, ...). */
+int coil_connect(int fd, const struct sockaddr *addr, socklen_t len,
+		 int64_t deadline);
+
+/*
+ * A connected stream socket to address (coil_addr_parse syntax); TCP ones
+ * get TCP_NODELAY. Returns the fd or a negative errno; on an error nothing
+ * is left open.
+ */
+int coil_dial(const char *address, int64_t deadline);
+
+/*
+ * Accept one connection on listener fd. addr and len may be NULL; otherwise
+ * *len is the size of addr on entry and of the peer's address on return.
+ * Returns the new fd or a negative errno.
+ */
+int coil_accept(int fd, struct sockaddr *addr, socklen_t *len,
+		int64_t deadline);
+
+ssize_t coil_recv(int fd, void *buf, size_t len, int flags, int64_t deadline);
+ssize_t coil_send(int fd, const void *buf, size_t len, int flags,
+		  int64_t deadline);
+ssize_t coil_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline);
+ssize_t coil_sendmsg(int fd, const struct msghdr *msg, int flags,
+		     int64_t deadline);
+
+/* Datagrams with addresses; from and fromlen may be NULL. */
+ssize_t coil_recvfrom(int fd, void *buf, size_t len, int flags,
+		      struct sockaddr *from, socklen_t *fromlen,
+		      int64_t deadline);
+ssize_t coil_sendto(int fd, const void *buf, size_t len, int flags,
+		    const struct sockaddr *to, socklen_t tolen,
+		    int64_t deadline);
+
+/*
+ * Send with zero copy (IORING_OP_SEND_ZC): the kernel sends from buf itself,
+ * and the call returns once the kernel no longer needs it. Worth it for large
+ * buffers (tens of KiB and up). Returns the bytes sent or a negative errno.
+ */
+ssize_t coil_send_zc(int fd, const void *buf, size_t len, int flags,
+		     int64_t deadline);
+
+/*
+ * Send all len bytes, over as many sends as the socket needs. Returns 0, or
+ * a negative errno; either way *sent (may be NULL) is the count that went.
+ */
+int coil_send_all(int fd, const void *buf, size_t len, size_t *sent,
+		  int64_t deadline);
+
+/*
+ * Receive exactly len bytes. Returns 0, -EPIPE if the peer closed the stream
+ * first, or another negative errno; either way *got (may be NULL) is the
+ * count received.
+ */
+int coil_recv_exact(int fd, void *buf, size_t len, size_t *got,
+		    int64_t deadline);
+
+/* shutdown(2). Returns 0 or a negative errno. */
+int coil_shutdown(int fd, int how, int64_t deadline);
+
+/*
+ * Close fd (or the registered slot COIL_FIXED_FD names). The close always
+ * happens: it is not interrupted by a cancel (the task stays cancelled), and
+ * outside a task it is a plain close(2). Returns 0 or a negative errno
+ * (-EBADF).
+ */
+int coil_close(int fd);
+
+/*
+ * A buffered reader over a stream (socket, pipe, tty), for line and
+ * delimiter protocols. The buffer is the caller's, and its size is the
+ * limit: a line that does not fit is an error, not an allocation.
+ */
+typedef struct coil_reader {
+	/* private */
+	int fd;
+	char *buf;
+	size_t cap, start, end;
+	bool eof;
+} coil_reader;
+
+void coil_reader_init(coil_reader *r, int fd, void *buf, size_t cap);
+
+/*
+ * Read up to and including the next delim. Returns its length n > 0 with
+ * *out pointing at it inside the reader's buffer (valid until the next call
+ * on r); at the end of the stream, the bytes left without delim, then 0.
+ * -EMSGSIZE when the buffer fills up without delim (the bytes stay
+ * buffered), or a negative errno of the read.
+ */
+ssize_t coil_read_until(coil_reader *r, int delim, char **out,
+			int64_t deadline);
+
+/* coil_read_until(r, '\n', out, deadline). */
+ssize_t coil_read_line(coil_reader *r, char **out, int64_t deadline);
+
+/*
+ * Read up to len bytes: what is buffered first, else from the fd. Returns
+ * the count, 0 at the end of the stream, or a negative errno.
+ */
+ssize_t coil_reader_read(coil_reader *r, void *buf, size_t len,
+			 int64_t deadline);
+
+/* Bytes buffered and not yet returned. */
+size_t coil_reader_buffered(const coil_reader *r);
+
+/* -- any fd: pipes, eventfd, signalfd, ttys, files (executor/rw.c) */
+
+/*
+ * Read or write at offset off, or at the file position when off is -1 (as
+ * read(2) and write(2) do; streams such as pipes and sockets ignore it).
+ * Returns the count (0 at end of file) or a negative errno.
+ */
+ssize_t coil_read(int fd, void *buf, size_t len, int64_t off,
+		  int64_t deadline);
+ssize_t coil_write(int fd, const void *buf, size_t len, int64_t off,
+		   int64_t deadline);
+ssize_t coil_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+		   int64_t deadline);
+ssize_t coil_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
+		    int64_t deadline);
+
+/*
+ * Write all len bytes at off (or at the file position, off -1), over as
+ * many writes as it takes. Returns 0, or a negative errno; either way
+ * *written (may be NULL) is the count written.
+ */
+int coil_write_all(int fd, const void *buf, size_t len, int64_t off,
+		   size_t *written, int64_t deadline);
+
+/*
+ * Wait until fd is ready for events (POLLIN, POLLOUT, ...). Returns the
+ * events that are ready (POLLHUP and POLLERR included) or a negative errno.
+ */
+int coil_poll(int fd, unsigned events, int64_t deadline);
+
+/* -- files (executor/file.c) */
+
+/* openat(2) relative to the working directory, with O_CLOEXEC added. */
+int coil_open(const char *path, int flags, mode_t mode, int64_t deadline);
+int coil_openat(int dirfd, const char *path, int flags, mode_t mode,
+		int64_t deadline);
+
+int coil_fsync(int fd, int64_t deadline);
+int coil_fdatasync(int fd, int64_t deadline);
+
+/* statx(2) into *out. Returns 0 or a negative errno. */
+int coil_statx(int dirfd, const char *path, int flags, unsigned mask,
+	       struct statx *out, int64_t deadline);
+
+/* fallocate(2). Returns 0 or a negative errno (-EINVAL for len <= 0). */
+int coil_fallocate(int fd, int mode, int64_t off, int64_t len,
+		   int64_t deadline);
+
+/*
+ * Move up to len bytes from fd_in to fd_out, one of which must be a pipe,
+ * without copying through user space. An offset of -1 means the fd's own
+ * position (and is required for the pipe side). Returns the count moved,
+ * 0 at end of input, or a negative errno.
+ */
+ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
+		    size_t len, unsigned flags, int64_t deadline);
+
+/*
+ * Memory aligned for O_DIRECT (to the page, which covers every logical
+ * block size), len rounded up to pages. Free with coil_aligned_free.
+ * Returns NULL when out of memory or len is 0.
+ */
+void *coil_aligned_alloc(size_t len);
+void coil_aligned_free(void *p);
+
+/*
+ * Registered files and buffers of this thread's loop: the kernel takes a
+ * reference once instead of on every operation. The loop drops them when it
+ * stops.
+ *
+ * coil_files_register makes a table of n slots holding fds (-1 leaves a
+ * slot empty); COIL_FIXED_FD(i) then names slot i in any call of this
+ * section. coil_files_update replaces n slots from off. The fds stay the
+ * caller's to close. coil_buffers_register registers n buffers for
+ * coil_read_fixed/coil_write_fixed (at most one table each; register again
+ * after coil_*_unregister). All return 0 or a negative errno (-EPERM
+ * outside a loop, -EBUSY when a table exists, -ENXIO when none does to
+ * update or unregister, -ENOMEM: for non-root users registered buffers
+ * count against RLIMIT_MEMLOCK).
+ */
+int coil_files_register(const int *fds, unsigned n);
+int coil_files_update(unsigned off, const int *fds, unsigned n);
+int coil_files_unregister(void);
+int coil_buffers_register(const struct iovec *iov, unsigned n);
+int coil_buffers_unregister(void);
+
+/* Read or write through registered buffer index; buf lies inside it. */
+ssize_t coil_read_fixed(int fd, void *buf, size_t len, int64_t off,
+			unsigned index, int64_t deadline);
+ssize_t coil_write_fixed(int fd, const void *buf, size_t len, int64_t off,
+			 unsigned index, int64_t deadline);
+
+/* -- processes (executor/process.c) */
+
+typedef struct coil_process_opts {
+	/* Environment; NULL: this process's. */
+	char *const *envp;
+	/*
+	 * What the child gets as fds 0, 1 and 2: 0 inherits this process's
+	 * (its stdin, stdout, stderr), -1 gives /dev/null, any other fd is
+	 * duplicated onto it.
+	 */
+	int stdio[3];
+} coil_process_opts;
+
+typedef struct coil_process {
+	/* private */
+	pid_t pid;
+	int pidfd;
+	int status;  /* wait status, once reaped */
+	bool reaped;
+} coil_process;
+
+/*
+ * Start argv[0] (looked up in PATH when it has no '/') with arguments argv
+ * (NULL-terminated). Does not park. opts may be NULL. Returns 0, or a
+ * negative errno (-ENOENT: no such program, -EACCES, -ENOMEM, -EINVAL:
+ * argv empty).
+ */
+int coil_process_spawn(coil_process *p, char *const argv[],
+		       const coil_process_opts *opts);
+
+/* The child's pid. */
+pid_t coil_process_pid(const coil_process *p);
+
+/*
+ * Wait for the child to exit and reap it. Returns 0 with its wait status in
+ * *status (test with WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG; status
+ * may be NULL), or -ETIMEDOUT / -ECANCELED with the child still running (wait
+ * again or kill it). Awaits IORING_OP_WAITID where the kernel has it, a poll
+ * on the child's pidfd otherwise. Once reaped, returns the same status again.
+ */
+int coil_process_wait(coil_process *p, int *status, int64_t deadline);
+
+/* Send sig to the child; 0, or -ESRCH once it has been reaped. */
+int coil_process_kill(coil_process *p, int sig);
+
+/*
+ * Release p. A child not yet reaped is killed (SIGKILL) and reaped first,
+ * so that no zombie is left behind.
+ */
+void coil_process_destroy(coil_process *p);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,9 @@
+/* placeholder */
+#include "helper.h"
+
+int main(void)
+{
+	Suite *s = suite_create("executor_rw");
+
+	return test_main(s);
+}
