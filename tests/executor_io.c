@@ -11,52 +11,6 @@
 #include "executor/loop.h"
 #include "helper.h"
 
-/* Run fn as the main task of a new loop; it must return 0. */
-static void run(coil_fn *fn, void *arg)
-{
-	int status = -1;
-
-	ck_assert_int_eq(coil_run(fn, arg, &status), 0);
-	ck_assert_int_eq(status, 0);
-}
-
-/* Join t, failing the test rather than hanging if it does not end. */
-static int join(coil_task *t)
-{
-	int status = -1;
-
-	ck_assert_int_eq(coil_join(t, &status, coil_now() + COIL_SEC(5)), 0);
-	return status;
-}
-
-static uint64_t inflight(void)
-{
-	return coil_ring_inflight(coil_loop_ring());
-}
-
-/* SQEs queued on the loop's ring that the kernel has not seen yet. */
-static unsigned unsubmitted(void)
-{
-	return io_uring_sq_ready(&coil_loop_ring()->uring);
-}
-
-static bool parked(const coil_task *t)
-{
-	return t->flags & TASK_PARKED;
-}
-
-/*
- * The first yield runs the tasks spawned before it: they queue their SQEs
- * and park. The second returns after the loop entered the kernel, so their
- * operations are pending there, not just queued.
- */
-static void let_tasks_park(void)
-{
-	ck_assert_int_eq(coil_yield(), 0);
-	ck_assert_int_eq(coil_yield(), 0);
-	ck_assert_uint_eq(unsubmitted(), 0);
-}
-
 static int io_nop(void)
 {
 	coil_io io;

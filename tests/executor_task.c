@@ -25,7 +25,7 @@ static int return_own_id(void *arg)
 }
 
 /* Run fn as main on a new loop, which must itself succeed; main's status. */
-static int run(coil_fn *fn, void *arg)
+static int run_status(coil_fn *fn, void *arg)
 {
 	int status = INT_MIN;
 
@@ -48,14 +48,6 @@ static void yield_until_ended(coil_task *t)
 		CHECK(i < 1000, "%s did not end", coil_task_name(t));
 		ck_assert_int_eq(coil_yield(), 0);
 	}
-}
-
-static int join(coil_task *t)
-{
-	int status = INT_MIN;
-
-	ck_assert_int_eq(coil_join(t, &status, COIL_NEVER), 0);
-	return status;
 }
 
 /* Stacks out of the pool: a task gives its stack back when it ends. */
@@ -122,12 +114,12 @@ static int run_nested(void *arg)
 
 START_TEST(test_run_returns_zero_with_mains_status)
 {
-	ck_assert_int_eq(run(return_arg, ARG(42)), 42);
-	ck_assert_int_eq(run(return_arg, ARG(-EIO)), -EIO);
+	ck_assert_int_eq(run_status(return_arg, ARG(42)), 42);
+	ck_assert_int_eq(run_status(return_arg, ARG(-EIO)), -EIO);
 	ck_assert_int_eq(coil_run(return_arg, NULL, NULL), 0);
 	/* Every loop is new: its ids count from 1 again. */
-	ck_assert_int_eq(run(return_own_id, NULL), 1);
-	ck_assert_int_eq(run(return_own_id, NULL), 1);
+	ck_assert_int_eq(run_status(return_own_id, NULL), 1);
+	ck_assert_int_eq(run_status(return_own_id, NULL), 1);
 }
 END_TEST
 
@@ -135,7 +127,7 @@ START_TEST(test_run_inside_a_task_is_ebusy_and_the_outer_loop_goes_on)
 {
 	int nested = 0;
 
-	ck_assert_int_eq(run(run_nested, &nested), 42);
+	ck_assert_int_eq(run_status(run_nested, &nested), 42);
 	ck_assert_int_eq(nested, -EBUSY);
 }
 END_TEST
@@ -153,7 +145,7 @@ START_TEST(test_run_refuses_a_null_fn_and_a_stack_size_out_of_range)
 			 -EINVAL);
 	ck_assert_int_eq(status, INT_MIN);
 	/* Nothing was left behind that would make the next run -EBUSY. */
-	ck_assert_int_eq(run(return_arg, ARG(3)), 3);
+	ck_assert_int_eq(run_status(return_arg, ARG(3)), 3);
 }
 END_TEST
 
@@ -205,7 +197,7 @@ static int states_main(void *arg)
 
 START_TEST(test_states_go_pending_running_then_follow_the_return_value)
 {
-	ck_assert_int_eq(run(states_main, NULL), 0);
+	ck_assert_int_eq(run_status(states_main, NULL), 0);
 }
 END_TEST
 
@@ -231,7 +223,7 @@ static int many_main(void *arg)
 
 START_TEST(test_ten_thousand_tasks_are_joined_each_with_its_status)
 {
-	ck_assert_int_eq(run(many_main, NULL), 0);
+	ck_assert_int_eq(run_status(many_main, NULL), 0);
 }
 END_TEST
 
@@ -263,7 +255,7 @@ static int join_errors_main(void *arg)
 
 START_TEST(test_join_refuses_null_self_detached_and_a_second_joiner)
 {
-	ck_assert_int_eq(run(join_errors_main, NULL), 0);
+	ck_assert_int_eq(run_status(join_errors_main, NULL), 0);
 }
 END_TEST
 
@@ -293,7 +285,7 @@ static int join_deadline_main(void *arg)
 
 START_TEST(test_a_join_timing_out_is_told_apart_from_a_task_timing_out)
 {
-	ck_assert_int_eq(run(join_deadline_main, NULL), 0);
+	ck_assert_int_eq(run_status(join_deadline_main, NULL), 0);
 }
 END_TEST
 
@@ -348,7 +340,7 @@ START_TEST(test_parking_calls_outside_a_task_are_eperm_and_callbacks_can_spawn)
 	ck_assert_ptr_null(coil_current());
 	ck_assert(!coil_cancelled());
 
-	ck_assert_int_eq(run(callback_main, &c), 8);
+	ck_assert_int_eq(run_status(callback_main, &c), 8);
 	ck_assert_int_eq(c.join, -EPERM);
 	ck_assert_int_eq(c.yield, -EPERM);
 	ck_assert_int_eq(c.sleep, -EPERM);
@@ -388,7 +380,7 @@ static int yield_main(void *arg)
 
 START_TEST(test_yielding_tasks_take_turns_round_robin)
 {
-	ck_assert_int_eq(run(yield_main, NULL), 0);
+	ck_assert_int_eq(run_status(yield_main, NULL), 0);
 	ck_assert_int_eq(turns, YIELDERS * ROUNDS);
 	for (int i = 0; i < turns; i++)
 		CHECK(ran_in_turn[i] == i % YIELDERS, "turn %d went to task %d",
@@ -415,7 +407,7 @@ START_TEST(test_cancel_wakes_a_sleep_forever_with_ecanceled)
 {
 	int woke_with = 1;
 
-	ck_assert_int_eq(run(cancel_sleep_main, &woke_with), -ECANCELED);
+	ck_assert_int_eq(run_status(cancel_sleep_main, &woke_with), -ECANCELED);
 	ck_assert_int_eq(woke_with, -ECANCELED);
 }
 END_TEST
@@ -442,7 +434,7 @@ static int cancel_joiner_main(void *arg)
 
 START_TEST(test_cancel_wakes_a_join_and_leaves_the_joined_task_alone)
 {
-	ck_assert_int_eq(run(cancel_joiner_main, NULL), 5);
+	ck_assert_int_eq(run_status(cancel_joiner_main, NULL), 5);
 }
 END_TEST
 
@@ -475,7 +467,7 @@ START_TEST(test_cancel_makes_a_pending_yield_return_ecanceled)
 {
 	struct yielder y = { .ret = 1 };
 
-	ck_assert_int_eq(run(cancel_yield_main, &y), 0);
+	ck_assert_int_eq(run_status(cancel_yield_main, &y), 0);
 	ck_assert_int_eq(y.ret, -ECANCELED);
 }
 END_TEST
@@ -519,7 +511,7 @@ START_TEST(test_after_a_cancel_every_parking_call_fails_at_once)
 				  .sleep_later = 1, .join = 1,
 				  .cancelled_before = true };
 
-	ck_assert_int_eq(run(after_cancel_main, &a), 0);
+	ck_assert_int_eq(run_status(after_cancel_main, &a), 0);
 	ck_assert(!a.cancelled_before);
 	ck_assert_int_eq(a.first, -ECANCELED);
 	ck_assert(a.cancelled_after);
@@ -541,7 +533,7 @@ static int cancel_self(void *arg)
 
 START_TEST(test_a_task_that_cancels_itself_sees_it_at_its_next_parking_call)
 {
-	ck_assert_int_eq(run(cancel_self, NULL), -ECANCELED);
+	ck_assert_int_eq(run_status(cancel_self, NULL), -ECANCELED);
 }
 END_TEST
 
@@ -571,7 +563,7 @@ START_TEST(test_a_task_cancelled_before_it_ran_ends_cancelled_without_running)
 {
 	bool ran[2] = { false, false };
 
-	ck_assert_int_eq(run(cancel_pending_main, ran), -ECANCELED);
+	ck_assert_int_eq(run_status(cancel_pending_main, ran), -ECANCELED);
 	ck_assert(!ran[0]);
 	ck_assert(!ran[1]);
 }
@@ -597,7 +589,7 @@ static int cancel_ended_main(void *arg)
 
 START_TEST(test_cancelling_an_ended_task_changes_nothing)
 {
-	ck_assert_int_eq(run(cancel_ended_main, NULL), 0);
+	ck_assert_int_eq(run_status(cancel_ended_main, NULL), 0);
 }
 END_TEST
 
@@ -636,7 +628,7 @@ static int detach_many_main(void *arg)
 
 START_TEST(test_detached_tasks_are_released_as_they_end)
 {
-	ck_assert_int_eq(run(detach_many_main, NULL), 0);
+	ck_assert_int_eq(run_status(detach_many_main, NULL), 0);
 }
 END_TEST
 
@@ -682,7 +674,7 @@ static int detached_failure_main(void *arg)
 START_TEST(test_a_detached_task_that_fails_is_reported_with_its_name)
 {
 	capture_log();
-	ck_assert_int_eq(run(detached_failure_main, NULL), 0);
+	ck_assert_int_eq(run_status(detached_failure_main, NULL), 0);
 }
 END_TEST
 
@@ -718,7 +710,7 @@ static int detach_errors_main(void *arg)
 
 START_TEST(test_detach_refuses_null_twice_or_while_joined_and_releases_an_ended_task)
 {
-	ck_assert_int_eq(run(detach_errors_main, NULL), 0);
+	ck_assert_int_eq(run_status(detach_errors_main, NULL), 0);
 }
 END_TEST
 
@@ -757,7 +749,7 @@ static int names_main(void *arg)
 
 START_TEST(test_names_are_copied_truncated_or_made_from_the_id)
 {
-	ck_assert_int_eq(run(names_main, NULL), 0);
+	ck_assert_int_eq(run_status(names_main, NULL), 0);
 }
 END_TEST
 
@@ -787,7 +779,7 @@ static int local_main(void *arg)
 
 START_TEST(test_task_local_starts_as_given_and_can_be_set)
 {
-	ck_assert_int_eq(run(local_main, NULL), 0);
+	ck_assert_int_eq(run_status(local_main, NULL), 0);
 }
 END_TEST
 
@@ -811,7 +803,7 @@ START_TEST(test_tasks_alive_when_main_returns_are_listed_and_cancelled)
 	int woke_with[3] = { 1, 1, 1 };
 
 	capture_log();
-	ck_assert_int_eq(run(leave_sleepers_main, woke_with), 9);
+	ck_assert_int_eq(run_status(leave_sleepers_main, woke_with), 9);
 	ck_assert_int_eq(woke_with[0], -ECANCELED);
 	ck_assert_int_eq(woke_with[1], -ECANCELED);
 	ck_assert_int_eq(woke_with[2], 1);
@@ -919,7 +911,7 @@ static int forget_failures_main(void *arg)
 START_TEST(test_a_failed_task_nobody_joined_is_reported_when_the_loop_stops)
 {
 	capture_log();
-	ck_assert_int_eq(run(forget_failures_main, NULL), 0);
+	ck_assert_int_eq(run_status(forget_failures_main, NULL), 0);
 	ck_assert(log_has(COIL_LOG_ERROR, "forgotten"));
 	ck_assert(log_has(COIL_LOG_ERROR, "nobody joining"));
 	ck_assert(!log_has(COIL_LOG_ERROR, "fine-unjoined"));
@@ -946,7 +938,7 @@ static int forget_int_min_main(void *arg)
 START_TEST(test_a_failure_that_is_not_an_errno_is_reported_too)
 {
 	capture_log();
-	ck_assert_int_eq(run(forget_int_min_main, NULL), 0);
+	ck_assert_int_eq(run_status(forget_int_min_main, NULL), 0);
 	ck_assert(log_has(COIL_LOG_ERROR, "detached-not-an-errno"));
 	ck_assert(log_has(COIL_LOG_ERROR, "'not-an-errno'"));
 }
@@ -998,7 +990,7 @@ START_TEST(test_main_cannot_be_joined_by_another_task)
 	struct main_joiner j = { .ret = 1, .status = INT_MIN };
 
 	capture_log();
-	ck_assert_int_eq(run(joined_main, &j), 6);
+	ck_assert_int_eq(run_status(joined_main, &j), 6);
 	ck_assert_int_eq(j.ret, -EINVAL);
 	ck_assert_int_eq(j.status, INT_MIN);
 }
@@ -1035,7 +1027,7 @@ START_TEST(test_main_cannot_detach_itself_and_coil_run_returns_its_status)
 	struct self_detach d = { .detach = 1 };
 
 	capture_log();
-	ck_assert_int_eq(run(detach_self, &d), 6);
+	ck_assert_int_eq(run_status(detach_self, &d), 6);
 	ck_assert_int_eq(d.detach, -EINVAL);
 	ck_assert(d.checked);
 }
@@ -1062,7 +1054,7 @@ START_TEST(test_a_deadlock_is_reported_and_the_parked_tasks_cancelled)
 	struct deadlock d = { .join = 1, .woke_with = 1 };
 
 	capture_log();
-	ck_assert_int_eq(run(deadlock_main, &d), 17);
+	ck_assert_int_eq(run_status(deadlock_main, &d), 17);
 	ck_assert_int_eq(d.join, -ECANCELED);
 	ck_assert_int_eq(d.woke_with, -ECANCELED);
 	ck_assert(log_has(COIL_LOG_ERROR, "deadlock"));
@@ -1100,7 +1092,7 @@ static int no_stack_main(void *arg)
 
 START_TEST(test_spawn_without_a_stack_is_enomem_and_leaks_nothing)
 {
-	ck_assert_int_eq(run(no_stack_main, NULL), 0);
+	ck_assert_int_eq(run_status(no_stack_main, NULL), 0);
 }
 END_TEST
 
@@ -1126,7 +1118,7 @@ static int bad_spawn_main(void *arg)
 
 START_TEST(test_spawn_refuses_a_null_fn_no_handle_and_a_stack_size_out_of_range)
 {
-	ck_assert_int_eq(run(bad_spawn_main, NULL), 2);
+	ck_assert_int_eq(run_status(bad_spawn_main, NULL), 2);
 }
 END_TEST
 

@@ -24,15 +24,6 @@ static void shuffle(int *p, int n)
 	}
 }
 
-/* Run fn as the main task of a new loop; it must return 0. */
-static void run(coil_fn *fn, void *arg)
-{
-	int status = -1;
-
-	ck_assert_int_eq(coil_run(fn, arg, &status), 0);
-	ck_assert_int_eq(status, 0);
-}
-
 /* Deadlines waiting in the running loop's heap: sleeps and callback timers. */
 static uint32_t pending_timers(void)
 {

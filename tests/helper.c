@@ -1,3 +1,4 @@
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -5,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "executor/loop.h"
 #include "helper.h"
 
 static char log_text[16384];
@@ -170,4 +172,42 @@ int test_main(Suite *suite)
 	failed = srunner_ntests_failed(runner);
 	srunner_free(runner);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+void run(coil_fn *fn, void *arg)
+{
+	int status = -1;
+
+	ck_assert_int_eq(coil_run(fn, arg, &status), 0);
+	ck_assert_int_eq(status, 0);
+}
+
+int join(coil_task *t)
+{
+	int status = INT_MIN;
+
+	ck_assert_int_eq(coil_join(t, &status, COIL_NEVER), 0);
+	return status;
+}
+
+uint64_t inflight(void)
+{
+	return coil_ring_inflight(coil_loop_ring());
+}
+
+unsigned unsubmitted(void)
+{
+	return io_uring_sq_ready(&coil_loop_ring()->uring);
+}
+
+bool parked(const coil_task *t)
+{
+	return t->flags & TASK_PARKED;
+}
+
+void let_tasks_park(void)
+{
+	ck_assert_int_eq(coil_yield(), 0);
+	ck_assert_int_eq(coil_yield(), 0);
+	ck_assert_uint_eq(unsubmitted(), 0);
 }

@@ -3,6 +3,7 @@
 #define COIL_TESTS_HELPER_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -79,6 +80,28 @@ void ring_up(coil_ring *r, const coil_ring_opts *opts);
 void expect_fault_below(void *stack_lo);
 void expect_guard_fault(void (*start)(void *), void *arg);
 int recurse_forever(int n);
+
+/* Run fn as the main task of a new loop; coil_run and fn must return 0. */
+void run(coil_fn *fn, void *arg);
+
+/* Join t (the test's timeout bounds it); return its status. */
+int join(coil_task *t);
+
+/* Ops of the running loop's ring in flight. */
+uint64_t inflight(void);
+
+/* SQEs queued on the running loop's ring that the kernel has not seen yet. */
+unsigned unsubmitted(void);
+
+/* Whether t is parked (suspended and not yet woken). */
+bool parked(const coil_task *t);
+
+/*
+ * From a task: let the tasks spawned before run until they park. The first
+ * yield runs them (they queue their SQEs and park), the second returns after
+ * the loop entered the kernel, so their ops are pending there, not queued.
+ */
+void let_tasks_park(void);
 
 /* Kernel version as major * 100 + minor, e.g. 618 for 6.18. */
 int kernel_version(void);
