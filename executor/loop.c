@@ -221,6 +221,7 @@ static void teardown(coil__loop *l)
 	char desc[64];
 
 	coil_ring_exit(&l->ring);
+	coil__bufs_destroy(l);
 	while (l->tasks.next != &l->tasks) {
 		coil_task *t = l->tasks.next;
 
@@ -252,7 +253,8 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 
 	if (!opts)
 		opts = &defaults;
-	if (!fn || opts->shutdown_grace < 0)
+	if (!fn || opts->shutdown_grace < 0 || opts->recv_buffers > 32768 ||
+	    (opts->recv_buffers & (opts->recv_buffers - 1)))
 		return -EINVAL;
 	if (coil__this_loop)
 		return -EBUSY;
@@ -271,6 +273,7 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 	l->shutdown_grace = opts->shutdown_grace ? opts->shutdown_grace
 						 : GRACE_DEFAULT;
 	l->next_id = 1;
+	coil__loop_bufs_opts(l, opts);
 	l->tasks.next = l->tasks.prev = &l->tasks;
 	coil__timer_heap_init(&l->timers);
 	coil__this_loop = l;

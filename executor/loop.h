@@ -87,6 +87,13 @@ typedef struct coil__loop {
 	bool deadlocked;        /* a deadlock was found and everything cancelled */
 	bool files_registered;  /* coil_files_register */
 	bool buffers_registered;
+	/* Multishot receives: the buffer ring, set up on first use. */
+	coil_bufring bufs;
+	unsigned recv_buffers, recv_buffer_size;
+	unsigned bufs_out;      /* buffers received and not given back */
+	int32_t *buf_next;      /* per buffer: the next in its stream's queue */
+	uint32_t *buf_len;      /* per buffer: bytes received into it */
+	coil_recv_stream *starved; /* streams waiting for a buffer to re-arm */
 	struct io_uring_sqe scratch; /* handed out when an SQE must not be sent */
 } coil__loop;
 
@@ -151,6 +158,10 @@ void coil__task_release(coil_task *t);
 
 /* Free every handle of the loop; all must have been released. */
 void coil__task_slab_destroy(struct coil__loop *l);
+
+/* The loop's receive buffers: options at start, freed after the ring exits. */
+void coil__loop_bufs_opts(coil__loop *l, const coil_loop_opts *opts);
+void coil__bufs_destroy(coil__loop *l);
 
 /* strerror for a task's status, which need not be an errno at all. */
 const char *coil__status_text(int status);

@@ -249,6 +249,39 @@ static inline __u64 coil_ring_msg_data(coil_op *op)
 }
 
 /*
+ * A provided-buffer ring: count buffers of size bytes, registered as buffer
+ * group `group`, from which the kernel picks one for each receive submitted
+ * with IOSQE_BUFFER_SELECT (multishot receives). The CQE names the buffer
+ * (cqe->flags >> IORING_CQE_BUFFER_SHIFT); the handler reads it with
+ * coil_bufring_buf and gives it back with coil_bufring_give.
+ */
+typedef struct coil_bufring {
+	/* private */
+	struct io_uring_buf_ring *br;
+	char *mem;
+	unsigned count, size;
+	uint16_t group;
+} coil_bufring;
+
+/*
+ * count is a power of two up to 32768. Returns 0, or -EINVAL, -ENOMEM, -EEXIST
+ * (group registered already), or the ring's error.
+ */
+int coil_bufring_init(coil_bufring *b, coil_ring *r, uint16_t group,
+		      unsigned count, unsigned size);
+
+static inline void *coil_bufring_buf(const coil_bufring *b, unsigned bid)
+{
+	return b->mem + (size_t)bid * b->size;
+}
+
+/* Give buffer bid back to the kernel. */
+void coil_bufring_give(coil_bufring *b, unsigned bid);
+
+/* Unregister (unless r was torn down already) and free. */
+void coil_bufring_exit(coil_bufring *b, coil_ring *r);
+
+/*
  * Make room for n SQEs that must be submitted together, such as a chain
  * linked with IOSQE_IO_LINK (a chain cannot span two submissions). Call it
  * before getting the first SQE of the chain. Returns 0, -EINVAL when n is
@@ -323,7 +356,17 @@ typedef struct coil_loop_opts {
 	 * lost, and they are listed through the log hook.
 	 */
 	int64_t shutdown_grace;
+	/*
+	 * The loop's provided-buffer ring for multishot receives
+	 * (coil_recv_stream), set up on first use as buffer group
+	 * COIL_LOOP_BUF_GROUP: how many buffers (a power of two; 0: 256) of
+	 * how many bytes (0: 4096).
+	 */
+	unsigned recv_buffers;
+	unsigned recv_buffer_size;
 } coil_loop_opts;
+
+#define COIL_LOOP_BUF_GROUP 0x7c01
 
 /*
  * Run a loop on the calling thread, with fn(arg) as its main task (named
@@ -342,7 +385,7 @@ typedef struct coil_loop_opts {
  * tasks, and cancels them all.
  *
  * Returns 0, or without running fn:
- *   -EINVAL  fn is NULL, or opts out of range (stack_size)
+ *   -EINVAL  fn is NULL, or opts out of range (stack_size, recv_buffers)
  *   -EBUSY   this thread is already running a loop
  *   -ENOMEM  no stack for the main task
  *   or an error of coil_ring_init, which is also explained through the log
@@ -710,6 +753,101 @@ int coil_send_all(int fd, const void *buf, size_t len, size_t *sent,
  */
 int coil_recv_exact(int fd, void *buf, size_t len, size_t *got,
 		    int64_t deadline);
+
+/*
+ * Multishot accept: one accept armed in the kernel keeps accepting
+ * connections on listener fd into a queue of at most backlog fds (0: 16, at
+ * most 32); when the queue is full, accepting pauses and connections wait in
+ * the listen backlog. One task at a time takes connections from it.
+ *
+ * The struct must stay in place (not be copied or freed) until
+ * coil_acceptor_destroy returns: the kernel completes into it.
+ */
+typedef struct coil_acceptor {
+	/* private */
+	coil_op op;
+	struct coil__loop *loop;
+	coil_task *waiter;
+	int fd, error;
+	unsigned backlog, head, count;
+	bool armed, stopping;
+	int fds[64];
+} coil_acceptor;
+
+/* Returns 0, or -EINVAL (backlog over 32), -EPERM (no loop on this thread). */
+int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog);
+
+/*
+ * The next accepted connection's fd, or a negative errno: the accept's own
+ * error (-EMFILE, ...), reported once, -EBUSY when another task is waiting
+ * on a, -EXDEV from another loop, and the usual -ETIMEDOUT / -ECANCELED
+ * (no connection is lost by them: it stays queued).
+ */
+int coil_acceptor_accept(coil_acceptor *a, int64_t deadline);
+
+/*
+ * Stop accepting, wait for the kernel to let go of a, close connections
+ * still queued. Call it from a task of a's loop before a goes away.
+ * Returns 0, or -EPERM, -EXDEV, -EBUSY (a task is waiting on a).
+ */
+int coil_acceptor_destroy(coil_acceptor *a);
+
+/*
+ * Multishot receive: one receive armed in the kernel keeps filling buffers
+ * from the loop's provided-buffer ring (see coil_loop_opts.recv_buffers) as
+ * data arrives, without a submission per read. The task takes them in order
+ * with coil_recv_stream_next and gives each back with coil_buf_release when
+ * done with it; holding buffers holds them from every connection of the
+ * loop. When the ring runs dry the kernel stops the receive (-ENOBUFS);
+ * coil re-arms it as buffers come back, and the connection never sees that
+ * error.
+ *
+ * The struct must stay in place until coil_recv_stream_destroy returns.
+ */
+typedef struct coil_buf {
+	void *data;
+	size_t len;
+	/* private */
+	uint16_t bid;
+	struct coil__loop *loop;
+} coil_buf;
+
+typedef struct coil_recv_stream {
+	/* private */
+	coil_op op;
+	struct coil__loop *loop;
+	coil_task *waiter;
+	struct coil_recv_stream *next_starved;
+	int fd;
+	int end;             /* the final result once ended: 0 (EOF) or an error */
+	int32_t head, tail;  /* received buffers not yet taken, by buffer id */
+	bool armed, starved, ended, closing;
+} coil_recv_stream;
+
+/*
+ * Set up s for fd; the loop's buffer ring is made on first use. Returns 0,
+ * or -EPERM (no loop), -ENOMEM, or the error registering the buffer ring.
+ */
+int coil_recv_stream_init(coil_recv_stream *s, int fd);
+
+/*
+ * The next buffer of data: its length n > 0 with *buf filled in, 0 at the
+ * end of the stream, or a negative errno (the connection's error, such as
+ * -ECONNRESET, from then on; -ETIMEDOUT / -ECANCELED lose nothing: data
+ * arriving meanwhile stays queued; -EBUSY when another task waits on s).
+ */
+ssize_t coil_recv_stream_next(coil_recv_stream *s, coil_buf *buf,
+			      int64_t deadline);
+
+/* Give a buffer back to the loop's ring. Harmless on a released buffer. */
+void coil_buf_release(coil_buf *buf);
+
+/*
+ * Stop receiving, wait for the kernel to let go of s, give back buffers
+ * still queued. Call it from a task of s's loop before s goes away.
+ * Returns 0, or -EPERM, -EXDEV, -EBUSY (a task is waiting on s).
+ */
+int coil_recv_stream_destroy(coil_recv_stream *s);
 
 /* shutdown(2). Returns 0 or a negative errno. */
 int coil_shutdown(int fd, int how, int64_t deadline);

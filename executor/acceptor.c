@@ -1,0 +1,161 @@
+/*
+ * Multishot accept: one armed IORING_OP_ACCEPT that keeps accepting into a
+ * bounded queue of fds. When the queue is full the accept is cancelled, so
+ * connections wait in the kernel's listen backlog, not in ours.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include "executor/io.h"
+#include "executor/loop.h"
+#include "ring/log.h"
+
+#define SLOTS ((unsigned)(sizeof(((coil_acceptor *)0)->fds) / sizeof(int)))
+#define BACKLOG_DEFAULT 16
+
+static void arm(coil_acceptor *a)
+{
+	struct io_uring_sqe *sqe = coil_ring_sqe(&a->loop->ring, &a->op);
+
+	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+	coil__sqe_fd(sqe, a->fd);
+	a->armed = true;
+}
+
+static void stop(coil_acceptor *a)
+{
+	struct io_uring_sqe *sqe = coil_ring_sqe(&a->loop->ring, NULL);
+
+	io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)&a->op, 0);
+	a->stopping = true;
+}
+
+static void queue_fd(coil_acceptor *a, int fd)
+{
+	if (a->count == SLOTS) {
+		/* Accepted between our cancel and its effect, past every slot. */
+		coil__log(COIL_LOG_ERROR, "acceptor on fd %d: queue full, "
+			  "closing an accepted connection", a->fd);
+		close(fd);
+		return;
+	}
+	a->fds[(a->head + a->count) % SLOTS] = fd;
+	a->count++;
+	if (a->count >= a->backlog && a->armed && !a->stopping)
+		stop(a);
+}
+
+/* Wake the waiting task once, however many CQEs this dispatch brings. */
+static void wake(coil_acceptor *a)
+{
+	coil_task *t = a->waiter;
+
+	a->waiter = NULL;
+	coil__wake(t, 0);
+}
+
+static void accept_complete(coil_op *op, const struct io_uring_cqe *cqe)
+{
+	coil_acceptor *a = (coil_acceptor *)
+		((char *)op - offsetof(coil_acceptor, op));
+
+	if (cqe->res >= 0)
+		queue_fd(a, cqe->res);
+	else if (cqe->res != -ECANCELED || !a->stopping)
+		a->error = cqe->res;
+	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+		a->armed = false;
+		a->stopping = false;
+	}
+	if (a->waiter && (a->count || a->error || !a->armed))
+		wake(a);
+}
+
+int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog)
+{
+	coil__loop *l = coil__this_loop;
+
+	if (!a || backlog > SLOTS / 2)
+		return -EINVAL;
+	if (!l)
+		return -EPERM;
+	*a = (coil_acceptor){
+		.op.complete = accept_complete,
+		.loop = l,
+		.fd = fd,
+		.backlog = backlog ? backlog : BACKLOG_DEFAULT,
+	};
+	return 0;
+}
+
+static void acceptor_interrupt(coil_task *t, int reason)
+{
+	coil_acceptor *a = t->wait;
+
+	a->waiter = NULL;
+	coil__wake(t, reason);
+}
+
+int coil_acceptor_accept(coil_acceptor *a, int64_t deadline)
+{
+	coil_task *self = coil__current();
+	int ret;
+
+	if (!self)
+		return -EPERM;
+	if (self->loop != a->loop)
+		return -EXDEV;
+	if (a->waiter)
+		return -EBUSY;
+	if (coil__cancel_pending(self))
+		return -ECANCELED;
+	while (!a->count) {
+		if (a->error) {
+			ret = a->error; /* once: a later call accepts again */
+			a->error = 0;
+			return ret;
+		}
+		if (a->loop->dead)
+			return a->loop->dead;
+		if (!a->armed)
+			arm(a);
+		a->waiter = self;
+		ret = coil__park(self, deadline, acceptor_interrupt, a);
+		a->waiter = NULL;
+		if (ret < 0)
+			return ret;
+	}
+	ret = a->fds[a->head];
+	a->head = (a->head + 1) % SLOTS;
+	a->count--;
+	return ret;
+}
+
+int coil_acceptor_destroy(coil_acceptor *a)
+{
+	coil_task *self = coil__current();
+
+	if (!self)
+		return -EPERM;
+	if (self->loop != a->loop)
+		return -EXDEV;
+	if (a->waiter)
+		return -EBUSY;
+	if (a->armed && !a->loop->dead) {
+		if (!a->stopping)
+			stop(a);
+		/* No hook: the op must end before a may go. */
+		while (a->armed) {
+			a->waiter = self;
+			coil__suspend(self, NULL, a);
+			a->waiter = NULL;
+		}
+	}
+	while (a->count) {
+		close(a->fds[a->head]);
+		a->head = (a->head + 1) % SLOTS;
+		a->count--;
+	}
+	return 0;
+}
