@@ -136,7 +136,13 @@ int coil_listen(const char *address, const coil_listen_opts *opts)
 	if (fd < 0)
 		return fd;
 	if (ss.ss_family != AF_UNIX) {
-		ret = set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+		/*
+		 * For TCP, SO_REUSEADDR only lets a restarted server bind over
+		 * connections in TIME_WAIT; for UDP it would let two sockets
+		 * share the port silently, so datagrams get it only on request.
+		 */
+		ret = type == SOCK_STREAM ?
+			set_int_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1) : 0;
 		if (!ret && opts->reuseport)
 			ret = set_int_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
 		if (ret < 0)

@@ -688,7 +688,9 @@ typedef struct coil_listen_opts {
 
 /*
  * A socket bound to address (coil_addr_parse syntax), listening for
- * connections unless it is a datagram socket. TCP sockets get SO_REUSEADDR.
+ * connections unless it is a datagram socket. TCP sockets get SO_REUSEADDR
+ * (a restarted server binds over old connections in TIME_WAIT); two sockets
+ * share a port only with reuseport.
  * Does not park. opts may be NULL. Returns the fd, or -EINVAL (bad address
  * or opts), or the errno of socket/bind/listen (-EADDRINUSE, -EACCES, ...).
  */
