@@ -220,6 +220,14 @@ static void teardown(coil__loop *l)
 {
 	char desc[64];
 
+	/*
+	 * Registered files would stay open until the kernel frees the ring. A
+	 * dead ring (a forked child's) may be the parent's: never touch it.
+	 */
+	if (l->files_registered && !l->dead)
+		io_uring_unregister_files(&l->ring.uring);
+	if (l->buffers_registered && !l->dead)
+		io_uring_unregister_buffers(&l->ring.uring);
 	coil_ring_exit(&l->ring);
 	coil__bufs_destroy(l);
 	while (l->tasks.next != &l->tasks) {

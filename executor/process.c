@@ -21,21 +21,50 @@ extern char **environ;
 #define P_PIDFD 3
 #endif
 
-static int stdio_actions(posix_spawn_file_actions_t *fa, const int stdio[3])
+/*
+ * The file actions that give the child its fds 0-2. They run one after
+ * another in the child, so a source that is itself one of 0-2 would be
+ * replaced before its turn: such sources are first duplicated above 2
+ * (saved[], closed by the caller after the spawn).
+ */
+static int stdio_actions(posix_spawn_file_actions_t *fa, const int stdio[3],
+			 int saved[3])
 {
 	for (int i = 0; i < 3; i++) {
+		int src = stdio[i];
 		int ret = 0;
 
-		if (stdio[i] == -1)
+		if (src < -1)
+			return -EINVAL;
+		if (src > 0 && src < 3 && src != i) {
+			saved[i] = fcntl(src, F_DUPFD_CLOEXEC, 3);
+			if (saved[i] < 0)
+				return -errno;
+			src = saved[i];
+		}
+		if (src == -1)
 			ret = posix_spawn_file_actions_addopen(
 				fa, i, "/dev/null", i ? O_WRONLY : O_RDONLY, 0);
-		else if (stdio[i] > 0 && stdio[i] != i)
-			ret = posix_spawn_file_actions_adddup2(fa, stdio[i], i);
-		else if (stdio[i] < -1)
-			ret = EINVAL;
+		else if (src > 0) /* dup2 onto itself clears FD_CLOEXEC */
+			ret = posix_spawn_file_actions_adddup2(fa, src, i);
 		if (ret)
 			return -ret;
 	}
+	return 0;
+}
+
+/* The child starts with no signal blocked and every one at its default. */
+static int clean_signals(posix_spawnattr_t *attr)
+{
+	sigset_t none, all;
+
+	sigemptyset(&none);
+	sigfillset(&all);
+	if (posix_spawnattr_setsigmask(attr, &none) ||
+	    posix_spawnattr_setsigdefault(attr, &all) ||
+	    posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGMASK |
+					   POSIX_SPAWN_SETSIGDEF))
+		return -EINVAL;
 	return 0;
 }
 
@@ -44,6 +73,8 @@ int coil_process_spawn(coil_process *p, char *const argv[],
 {
 	static const coil_process_opts defaults = { 0 };
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	int saved[3] = { -1, -1, -1 };
 	pid_t pid;
 	int ret;
 
@@ -54,11 +85,21 @@ int coil_process_spawn(coil_process *p, char *const argv[],
 	*p = (coil_process){ .pid = -1, .pidfd = -1 };
 	if (posix_spawn_file_actions_init(&fa))
 		return -ENOMEM;
-	ret = stdio_actions(&fa, opts->stdio);
+	if (posix_spawnattr_init(&attr)) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -ENOMEM;
+	}
+	ret = stdio_actions(&fa, opts->stdio, saved);
 	if (!ret)
-		ret = -posix_spawnp(&pid, argv[0], &fa, NULL, argv,
+		ret = clean_signals(&attr);
+	if (!ret)
+		ret = -posix_spawnp(&pid, argv[0], &fa, &attr, argv,
 				    opts->envp ? opts->envp : environ);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
+	for (int i = 0; i < 3; i++)
+		if (saved[i] >= 0)
+			close(saved[i]);
 	if (ret)
 		return ret;
 	p->pid = pid;

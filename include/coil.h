@@ -932,7 +932,10 @@ int coil_poll(int fd, unsigned events, int64_t deadline);
 
 /* -- files (executor/file.c) */
 
-/* openat(2) relative to the working directory, with O_CLOEXEC added. */
+/*
+ * openat(2) relative to the working directory, with O_CLOEXEC added. (Unlike
+ * open(2), opening a FIFO for reading does not wait for a writer.)
+ */
 int coil_open(const char *path, int flags, mode_t mode, int64_t deadline);
 int coil_openat(int dirfd, const char *path, int flags, mode_t mode,
 		int64_t deadline);
@@ -999,8 +1002,9 @@ typedef struct coil_process_opts {
 	char *const *envp;
 	/*
 	 * What the child gets as fds 0, 1 and 2: 0 inherits this process's
-	 * (its stdin, stdout, stderr), -1 gives /dev/null, any other fd is
-	 * duplicated onto it.
+	 * (its stdin, stdout, stderr), -1 gives /dev/null, any other fd of
+	 * this process is duplicated onto it (so {0, 2, 1} swaps stdout and
+	 * stderr).
 	 */
 	int stdio[3];
 } coil_process_opts;
@@ -1015,7 +1019,9 @@ typedef struct coil_process {
 
 /*
  * Start argv[0] (looked up in PATH when it has no '/') with arguments argv
- * (NULL-terminated). Does not park. opts may be NULL. Returns 0, or a
+ * (NULL-terminated). The child starts with no signal blocked and every
+ * signal at its default action, whatever this process blocks or ignores.
+ * Does not park. opts may be NULL. Returns 0, or a
  * negative errno (-ENOENT: no such program, -EACCES, -ENOMEM, -EINVAL:
  * argv empty).
  */
