@@ -50,7 +50,7 @@ struct coil_task {
 	struct coil__timer timer;
 	int status;             /* fn's return value */
 	int wake_result;        /* what the parking call returns */
-	uint16_t shields;       /* coil_shield_begin depth */
+	uint32_t shields;       /* coil_shield_begin depth, plus coil_close's own */
 	uint8_t state;          /* enum coil_task_state */
 	uint8_t flags;
 	coil__stack stack;      /* lo is NULL once given back */

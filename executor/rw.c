@@ -76,7 +76,9 @@ int coil_write_all(int fd, const void *buf, size_t len, int64_t off,
 	size_t done = 0;
 	int ret = 0;
 
-	while (done < len) {
+	if (bad_offset(off))
+		ret = -EINVAL;
+	while (!ret && done < len) {
 		ssize_t n = coil_write(fd, (const char *)buf + done, len - done,
 				       off < 0 ? -1 : off + (int64_t)done,
 				       deadline);

@@ -324,7 +324,7 @@ int coil_shield_begin(void)
 
 	if (!self)
 		return -EPERM;
-	if (self->shields == UINT16_MAX)
+	if (self->shields >= UINT16_MAX) /* leaves room for coil_close's own */
 		return -EOVERFLOW;
 	self->shields++;
 	return 0;

@@ -857,8 +857,8 @@ int coil_shutdown(int fd, int how, int64_t deadline);
 /*
  * Close fd (or the registered slot COIL_FIXED_FD names). The close always
  * happens: it is not interrupted by a cancel (the task stays cancelled), and
- * outside a task it is a plain close(2). Returns 0 or a negative errno
- * (-EBADF).
+ * outside a task it is a plain close(2) (a registered slot needs its loop:
+ * -EPERM). Returns 0 or a negative errno (-EBADF).
  */
 int coil_close(int fd);
 
@@ -904,8 +904,11 @@ size_t coil_reader_buffered(const coil_reader *r);
 
 /*
  * Read or write at offset off, or at the file position when off is -1 (as
- * read(2) and write(2) do; streams such as pipes and sockets ignore it).
- * Returns the count (0 at end of file) or a negative errno.
+ * read(2) and write(2) do; streams such as pipes and sockets ignore it;
+ * other negative offsets are -EINVAL). Returns the count (0 at end of file)
+ * or a negative errno. As with write(2), writing to a pipe or socket whose
+ * reader is gone raises SIGPIPE unless it is ignored (then -EPIPE); for
+ * sockets, coil_send with MSG_NOSIGNAL avoids it.
  */
 ssize_t coil_read(int fd, void *buf, size_t len, int64_t off,
 		  int64_t deadline);
