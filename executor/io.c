@@ -57,8 +57,6 @@ static void io_interrupt(coil_task *t, int reason)
 	struct io_uring_sqe *sqe;
 
 	io->reason = reason;
-	if (coil__timer_armed(&t->timer))
-		coil__timer_heap_remove(&l->timers, &t->timer);
 	if (l->dead) {
 		/* No completion will come: the ring is gone (a forked child). */
 		io->res = reason;
@@ -106,9 +104,8 @@ int coil_io_await(coil_io *io, int64_t deadline)
 		return io_result(io);
 	if (coil__cancel_pending(t))
 		reason = -ECANCELED;
-	else if (deadline != COIL_NEVER && (deadline <= coil_now() ||
-					    coil__arm_deadline(t, deadline) < 0))
-		reason = -ETIMEDOUT; /* passed, or no memory to wait for it */
+	else if (coil__arm_deadline(t, deadline) < 0)
+		reason = -ETIMEDOUT; /* no memory to wait for it */
 	if (reason) {
 		t->wait = io;
 		io_interrupt(t, reason);

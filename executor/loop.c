@@ -93,13 +93,14 @@ static int enter_kernel(coil__loop *l, int64_t cap)
 {
 	struct coil__timer *first = coil__timer_heap_first(&l->timers);
 	int64_t deadline = first && first->deadline < cap ? first->deadline : cap;
+	bool waited_for = cap != COIL_NEVER || coil__live_timers(l);
 	struct timespec ts;
 	int ret;
 
 	if (l->dead) {
 		if (l->ready_len)
 			return 0;
-		if (deadline == COIL_NEVER)
+		if (!waited_for)
 			return -EDEADLK;
 		ts.tv_sec = deadline / COIL_SEC(1);
 		ts.tv_nsec = deadline % COIL_SEC(1);
@@ -108,7 +109,7 @@ static int enter_kernel(coil__loop *l, int64_t cap)
 	}
 	if (l->ready_len)
 		ret = coil_ring_poll(&l->ring);
-	else if (deadline == COIL_NEVER && coil_ring_inflight(&l->ring) == 0)
+	else if (!waited_for && coil_ring_inflight(&l->ring) == 0)
 		return -EDEADLK;
 	else
 		ret = coil_ring_wait(&l->ring, deadline);

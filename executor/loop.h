@@ -47,7 +47,14 @@ struct coil_task {
 	void *arg;
 	void *local;
 	uint64_t id;
+	/*
+	 * Deadlines are lazy: the heap entry of a wait that ended first stays
+	 * (stale) until it comes due, and the next wait with a deadline no
+	 * earlier reuses it, so a deadline that never fires costs two
+	 * compares. deadline is the current park's, COIL_NEVER when none.
+	 */
 	struct coil__timer timer;
+	int64_t deadline;
 	int status;             /* fn's return value */
 	int wake_result;        /* what the parking call returns */
 	uint32_t shields;       /* coil_shield_begin depth, plus coil_close's own */
@@ -75,6 +82,7 @@ typedef struct coil__loop {
 	unsigned ready_len;
 	unsigned batch;
 	coil__timer_heap timers;
+	uint32_t stale_deadlines; /* entries of tasks no longer waiting for them */
 	int64_t firing_at;      /* while firing timers, the time they are due by */
 	coil__stack_pool stacks;
 	coil_task *free_tasks;  /* handles to reuse, linked by next_ready */
@@ -128,6 +136,12 @@ static inline void coil__ready(coil__loop *l, coil_task *t)
  */
 int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
 	       void *wait);
+
+/* Timer heap entries someone waits for (stale task deadlines do not count). */
+static inline uint32_t coil__live_timers(const coil__loop *l)
+{
+	return coil__timer_heap_len(&l->timers) - l->stale_deadlines;
+}
 
 /*
  * The two halves of coil__park, for waits that must not return before

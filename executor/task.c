@@ -24,16 +24,43 @@ static void task_entry(void *arg)
 	__builtin_unreachable();
 }
 
-/* The loop fires this when the deadline of a parked task passes. */
+/*
+ * The loop fires this when a task's heap entry comes due: the deadline of
+ * the current park, a later one (the entry was reused: move it there), or
+ * none (stale: the wait ended first).
+ */
 static void task_deadline(struct coil__timer *timer)
 {
 	coil_task *t = container_of(timer, coil_task, timer);
+	coil__loop *l = t->loop;
 	coil__interrupt_fn *hook = t->interrupt;
 
+	if (t->deadline == COIL_NEVER) {
+		l->stale_deadlines--;
+		return;
+	}
+	if (t->deadline > l->firing_at) {
+		/* Cannot fail: the heap never shrinks, and this entry just left. */
+		coil__timer_heap_add(&l->timers, timer, t->deadline);
+		return;
+	}
 	if (hook) {
 		t->interrupt = NULL;
 		hook(t, -ETIMEDOUT);
 	}
+}
+
+/* Take t's entry out of the heap, if it has one. */
+static void drop_deadline(coil_task *t)
+{
+	coil__loop *l = t->loop;
+
+	if (!coil__timer_armed(&t->timer))
+		return;
+	coil__timer_heap_remove(&l->timers, &t->timer);
+	if (t->deadline == COIL_NEVER)
+		l->stale_deadlines--;
+	t->deadline = COIL_NEVER;
 }
 
 static coil_task *task_alloc(coil__loop *l)
@@ -103,6 +130,7 @@ int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
 		.local = opts->local,
 		.id = l->next_id++,
 		.timer.fire = task_deadline,
+		.deadline = COIL_NEVER,
 		.state = COIL_TASK_PENDING,
 		.flags = opts->detached ? TASK_DETACHED : 0,
 		.stack = stack,
@@ -132,6 +160,7 @@ static void report_failure(coil_task *t, const char *why)
 
 void coil__task_end(coil_task *t, int status)
 {
+	drop_deadline(t);
 	t->status = status;
 	t->state = status >= 0	       ? COIL_TASK_COMPLETED
 		   : status == -ECANCELED ? COIL_TASK_CANCELLED
@@ -156,6 +185,7 @@ void coil__task_drop_stack(coil_task *t)
 
 void coil__task_release(coil_task *t)
 {
+	drop_deadline(t); /* an abandoned task may still have one */
 	coil__task_drop_stack(t);
 	t->prev->next = t->next;
 	t->next->prev = t->prev;
@@ -164,9 +194,27 @@ void coil__task_release(coil_task *t)
 
 int coil__arm_deadline(coil_task *self, int64_t deadline)
 {
+	coil__loop *l = self->loop;
+	int ret;
+
 	if (deadline == COIL_NEVER)
 		return 0;
-	return coil__timer_heap_add(&self->loop->timers, &self->timer, deadline);
+	if (coil__timer_armed(&self->timer)) {
+		/*
+		 * A running task's entry is stale. Due no later than this
+		 * deadline, it is reused: when it fires it moves itself here.
+		 */
+		if (self->timer.deadline <= deadline) {
+			l->stale_deadlines--;
+			self->deadline = deadline;
+			return 0;
+		}
+		drop_deadline(self);
+	}
+	ret = coil__timer_heap_add(&l->timers, &self->timer, deadline);
+	if (ret == 0)
+		self->deadline = deadline;
+	return ret;
 }
 
 int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait)
@@ -204,8 +252,11 @@ void coil__wake(coil_task *t, int result)
 		abort();
 	}
 	t->flags &= ~TASK_PARKED;
-	if (coil__timer_armed(&t->timer))
-		coil__timer_heap_remove(&t->loop->timers, &t->timer);
+	if (t->deadline != COIL_NEVER) {
+		/* Left in the heap, stale, for the next wait to reuse. */
+		t->deadline = COIL_NEVER;
+		t->loop->stale_deadlines += coil__timer_armed(&t->timer);
+	}
 	t->interrupt = NULL;
 	t->wake_result = result;
 	coil__ready(t->loop, t);

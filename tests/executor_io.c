@@ -301,7 +301,7 @@ END_TEST
 struct cancelled_reader {
 	int fd;
 	int read;
-	bool deadline_left_armed;
+	bool deadline_left_live;
 	uint64_t inflight_after_prep;
 	unsigned unsubmitted_after_prep;
 	int await;
@@ -314,9 +314,10 @@ static int read_until_cancelled(void *arg)
 	char buf[8];
 	coil_io io;
 
-	/* A deadline, so that the cancel must also disarm it. */
+	/* A deadline, so that the cancel must also retire it. */
 	c->read = io_read(c->fd, buf, sizeof(buf), coil_now() + COIL_SEC(10));
-	c->deadline_left_armed = coil__timer_armed(&coil_current()->timer);
+	c->deadline_left_live = coil_current()->deadline != COIL_NEVER ||
+				coil__live_timers(coil__this_loop) != 0;
 	io_uring_prep_read(coil_io_prep(&io), c->fd, buf, sizeof(buf), 0);
 	c->inflight_after_prep = inflight();
 	c->unsubmitted_after_prep = unsubmitted();
@@ -341,7 +342,7 @@ static int cancel_in_flight(void *arg)
 	ck_assert_int_eq(coil_cancel(t), 0);
 	ck_assert_int_eq(join(t), 0);
 	ck_assert_int_eq(c.read, -ECANCELED);
-	ck_assert(!c.deadline_left_armed);
+	ck_assert(!c.deadline_left_live);
 	ck_assert_uint_eq(c.inflight_after_prep, 0);
 	ck_assert_uint_eq(c.unsubmitted_after_prep, 0);
 	ck_assert_int_eq(c.await, -ECANCELED);
@@ -775,6 +776,111 @@ START_TEST(test_awaiting_an_op_already_done_leaves_no_deadline_armed)
 }
 END_TEST
 
+/* ------------------------------------------------------ lazy deadlines */
+
+/* A read of the byte already in the pipe: its deadline never fires. */
+static void read_ready_byte(int p[2], int64_t deadline)
+{
+	char byte;
+
+	ck_assert_int_eq(write(p[1], "x", 1), 1);
+	ck_assert_int_eq(io_read(p[0], &byte, 1, deadline), 1);
+}
+
+/* How long a read of an empty pipe took to time out at deadline. */
+static int64_t time_out_read(int fd, int64_t deadline)
+{
+	int64_t start = coil_now();
+	char byte;
+
+	ck_assert_int_eq(io_read(fd, &byte, 1, deadline), -ETIMEDOUT);
+	ck_assert_int_ge(coil_now(), deadline);
+	return coil_now() - start;
+}
+
+static int reuse_an_earlier_entry(void *arg)
+{
+	int p[2];
+
+	(void)arg;
+	open_pipe(p);
+	read_ready_byte(p, coil_now() + COIL_MSEC(20));
+	/* The entry due in 20 ms moves itself to this later deadline. */
+	time_out_read(p[0], coil_now() + COIL_MSEC(60));
+	close_pipe(p);
+	return 0;
+}
+
+START_TEST(test_a_deadline_after_a_stale_earlier_one_fires_at_its_own_time)
+{
+	run(reuse_an_earlier_entry, NULL);
+}
+END_TEST
+
+static int move_a_later_entry(void *arg)
+{
+	int p[2];
+
+	(void)arg;
+	open_pipe(p);
+	read_ready_byte(p, coil_now() + COIL_SEC(3600));
+	/* An hour-long stale entry must not delay a 20 ms deadline. */
+	ck_assert_int_lt(time_out_read(p[0], coil_now() + COIL_MSEC(20)),
+			 COIL_SEC(2));
+	close_pipe(p);
+	return 0;
+}
+
+START_TEST(test_a_deadline_before_a_stale_later_one_fires_at_its_own_time)
+{
+	run(move_a_later_entry, NULL);
+}
+END_TEST
+
+static int many_calls_one_entry(void *arg)
+{
+	int p[2];
+
+	(void)arg;
+	open_pipe(p);
+	for (int i = 0; i < 1000; i++)
+		read_ready_byte(p, coil_now() + COIL_SEC(60));
+	/* One entry for the task, stale, whatever the number of calls. */
+	ck_assert_uint_le(coil__timer_heap_len(&coil__this_loop->timers), 1);
+	ck_assert_uint_eq(coil__live_timers(coil__this_loop), 0);
+	close_pipe(p);
+	return 0;
+}
+
+START_TEST(test_deadlines_that_never_fire_leave_at_most_one_entry_per_task)
+{
+	run(many_calls_one_entry, NULL);
+}
+END_TEST
+
+static int park_forever_after_a_deadline(void *arg)
+{
+	int p[2];
+
+	(void)arg;
+	open_pipe(p);
+	read_ready_byte(p, coil_now() + COIL_SEC(3600));
+	close_pipe(p);
+	/* Nothing can wake this: the stale hour-long entry must not hide it. */
+	return coil_sleep_until(COIL_NEVER);
+}
+
+START_TEST(test_a_stale_deadline_does_not_hide_a_deadlock)
+{
+	int status = 0;
+
+	capture_log();
+	ck_assert_int_eq(coil_run(park_forever_after_a_deadline, NULL, &status), 0);
+	ck_assert_int_eq(status, -ECANCELED);
+	ck_assert(log_has(COIL_LOG_ERROR, "deadlock"));
+}
+END_TEST
+
 static void write_byte(coil_timer *timer, void *arg)
 {
 	(void)timer;
@@ -838,6 +944,10 @@ int main(void)
 	ADD_TEST(s, test_a_read_of_a_bad_fd_returns_ebadf_and_the_loop_goes_on, 10);
 	ADD_TEST(s, test_awaiting_an_op_already_done_leaves_no_deadline_armed, 10);
 	ADD_TEST(s, test_an_early_ops_deadline_does_not_fire_into_a_later_join, 10);
+	ADD_TEST(s, test_a_deadline_after_a_stale_earlier_one_fires_at_its_own_time, 10);
+	ADD_TEST(s, test_a_deadline_before_a_stale_later_one_fires_at_its_own_time, 10);
+	ADD_TEST(s, test_deadlines_that_never_fire_leave_at_most_one_entry_per_task, 10);
+	ADD_TEST(s, test_a_stale_deadline_does_not_hide_a_deadlock, 10);
 
 	tc = tcase_create("test_awaiting_an_op_prepared_by_another_task_aborts");
 	tcase_set_timeout(tc, 10);

@@ -24,10 +24,10 @@ static void shuffle(int *p, int n)
 	}
 }
 
-/* Deadlines waiting in the running loop's heap: sleeps and callback timers. */
+/* Deadlines someone waits for in the running loop's heap: sleeps, callbacks. */
 static uint32_t pending_timers(void)
 {
-	return coil__timer_heap_len(&coil__this_loop->timers);
+	return coil__live_timers(coil__this_loop);
 }
 
 /* Sleep in 1 ms steps until *count reaches n; the test's timeout bounds it. */
