@@ -35,15 +35,19 @@ static int64_t idle_deadline(void)
 static int echo_plain(int fd)
 {
 	char buf[16384];
-	ssize_t n;
 
-	while ((n = coil_recv(fd, buf, sizeof(buf), 0, idle_deadline())) > 0) {
-		int ret = coil_send_all(fd, buf, (size_t)n, NULL, idle_deadline());
+	for (;;) {
+		/* One deadline covers a request: its receive and its answer. */
+		int64_t deadline = idle_deadline();
+		ssize_t n = coil_recv(fd, buf, sizeof(buf), 0, deadline);
+		int ret;
 
+		if (n <= 0)
+			return (int)n;
+		ret = coil_send_all(fd, buf, (size_t)n, NULL, deadline);
 		if (ret < 0)
 			return ret;
 	}
-	return (int)n;
 }
 
 static int echo_multishot(int fd)
@@ -55,8 +59,13 @@ static int echo_multishot(int fd)
 
 	if (ret < 0)
 		return ret;
-	while ((n = coil_recv_stream_next(&stream, &buf, idle_deadline())) > 0) {
-		ret = coil_send_all(fd, buf.data, buf.len, NULL, idle_deadline());
+	for (;;) {
+		int64_t deadline = idle_deadline();
+
+		n = coil_recv_stream_next(&stream, &buf, deadline);
+		if (n <= 0)
+			break;
+		ret = coil_send_all(fd, buf.data, buf.len, NULL, deadline);
 		coil_buf_release(&buf);
 		if (ret < 0)
 			break;

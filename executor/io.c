@@ -9,6 +9,7 @@
 #ifdef COIL_HAVE_VALGRIND
 #include <valgrind/memcheck.h>
 #else
+#define RUNNING_ON_VALGRIND 0
 #define VALGRIND_MAKE_MEM_DEFINED(addr, len) ((void)(addr), (void)(len))
 #endif
 
@@ -116,7 +117,14 @@ int coil_io_await(coil_io *io, int64_t deadline)
 	return coil__suspend(t, reason ? NULL : io_interrupt, io);
 }
 
-void coil__mark_defined(const void *buf, size_t n)
+bool coil__on_valgrind;
+
+void coil__io_init(void)
+{
+	coil__on_valgrind = RUNNING_ON_VALGRIND != 0;
+}
+
+void coil__mark_defined_slow(const void *buf, size_t n)
 {
 	if (buf && n)
 		VALGRIND_MAKE_MEM_DEFINED(buf, n);

@@ -31,8 +31,19 @@ static inline unsigned coil__io_len(size_t len)
 	return len > COIL_IO_MAX ? COIL_IO_MAX : (unsigned)len;
 }
 
-/* Tell memory checkers (valgrind) that the kernel wrote n bytes at buf. */
-void coil__mark_defined(const void *buf, size_t n);
+/*
+ * Tell memory checkers (valgrind) that the kernel wrote n bytes at buf.
+ * Whether valgrind runs is asked once (coil__io_init, at loop start): its
+ * client requests cost instructions on every call.
+ */
+extern bool coil__on_valgrind;
+void coil__io_init(void);
+void coil__mark_defined_slow(const void *buf, size_t n);
+static inline void coil__mark_defined(const void *buf, size_t n)
+{
+	if (__builtin_expect(coil__on_valgrind, 0))
+		coil__mark_defined_slow(buf, n);
+}
 
 /* Await and return a count, telling memory checkers the kernel wrote buf. */
 ssize_t coil__await_read(coil_io *io, void *buf, int64_t deadline);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "executor/io.h"
 #include "executor/loop.h"
 #include "ring/log.h"
 
@@ -283,6 +284,7 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 						 : GRACE_DEFAULT;
 	l->next_id = 1;
 	coil__loop_bufs_opts(l, opts);
+	coil__io_init();
 	l->tasks.next = l->tasks.prev = &l->tasks;
 	coil__timer_heap_init(&l->timers);
 	coil__this_loop = l;

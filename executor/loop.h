@@ -149,7 +149,11 @@ static inline uint32_t coil__live_timers(const coil__loop *l)
  * deadline (0 or -ENOMEM), then suspend until coil__wake, with hook (may be
  * NULL) to run on the deadline or on cancel, and wait kept in self->wait.
  */
-int coil__arm_deadline(coil_task *self, int64_t deadline);
+int coil__arm_deadline_slow(coil_task *self, int64_t deadline);
+static inline int coil__arm_deadline(coil_task *self, int64_t deadline)
+{
+	return deadline == COIL_NEVER ? 0 : coil__arm_deadline_slow(self, deadline);
+}
 int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait);
 
 /* Make a parked task ready; its parking call returns result. */

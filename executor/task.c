@@ -192,13 +192,11 @@ void coil__task_release(coil_task *t)
 	task_free(t->loop, t);
 }
 
-int coil__arm_deadline(coil_task *self, int64_t deadline)
+int coil__arm_deadline_slow(coil_task *self, int64_t deadline)
 {
 	coil__loop *l = self->loop;
 	int ret;
 
-	if (deadline == COIL_NEVER)
-		return 0;
 	if (coil__timer_armed(&self->timer)) {
 		/*
 		 * A running task's entry is stale. Due no later than this
