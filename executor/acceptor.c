@@ -1,18 +1,22 @@
 /*
  * Multishot accept: one armed IORING_OP_ACCEPT that keeps accepting into a
- * bounded queue of fds. When the queue is full the accept is cancelled, so
- * connections wait in the kernel's listen backlog, not in ours.
+ * queue of fds. Once the queue holds the backlog the accept is cancelled, so
+ * further connections wait in the kernel's listen queue, not in ours. The
+ * kernel accepts everything pending at once, so a burst can overshoot the
+ * backlog before the cancel lands: the queue grows for it rather than drop
+ * a connection.
  */
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "executor/io.h"
 #include "executor/loop.h"
 #include "ring/log.h"
 
-#define SLOTS ((unsigned)(sizeof(((coil_acceptor *)0)->fds) / sizeof(int)))
 #define BACKLOG_DEFAULT 16
+#define BACKLOG_MAX 4096
 
 static void arm(coil_acceptor *a)
 {
@@ -31,16 +35,31 @@ static void stop(coil_acceptor *a)
 	a->stopping = true;
 }
 
+/* Double the queue, keeping its order. */
+static bool grow(coil_acceptor *a)
+{
+	int *fds = malloc(2 * a->cap * sizeof(int));
+
+	if (!fds)
+		return false;
+	for (unsigned i = 0; i < a->count; i++)
+		fds[i] = a->fds[(a->head + i) % a->cap];
+	free(a->fds);
+	a->fds = fds;
+	a->head = 0;
+	a->cap *= 2;
+	return true;
+}
+
 static void queue_fd(coil_acceptor *a, int fd)
 {
-	if (a->count == SLOTS) {
-		/* Accepted between our cancel and its effect, past every slot. */
-		coil__log(COIL_LOG_ERROR, "acceptor on fd %d: queue full, "
+	if (a->count == a->cap && !grow(a)) {
+		coil__log(COIL_LOG_ERROR, "acceptor on fd %d: out of memory, "
 			  "closing an accepted connection", a->fd);
 		close(fd);
 		return;
 	}
-	a->fds[(a->head + a->count) % SLOTS] = fd;
+	a->fds[(a->head + a->count) % a->cap] = fd;
 	a->count++;
 	if (a->count >= a->backlog && a->armed && !a->stopping)
 		stop(a);
@@ -76,7 +95,7 @@ int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog)
 {
 	coil__loop *l = coil__this_loop;
 
-	if (!a || backlog > SLOTS / 2)
+	if (!a || backlog > BACKLOG_MAX)
 		return -EINVAL;
 	if (!l)
 		return -EPERM;
@@ -86,7 +105,9 @@ int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog)
 		.fd = fd,
 		.backlog = backlog ? backlog : BACKLOG_DEFAULT,
 	};
-	return 0;
+	a->cap = 2 * a->backlog;
+	a->fds = malloc(a->cap * sizeof(int));
+	return a->fds ? 0 : -ENOMEM;
 }
 
 static void acceptor_interrupt(coil_task *t, int reason)
@@ -127,7 +148,7 @@ int coil_acceptor_accept(coil_acceptor *a, int64_t deadline)
 			return ret;
 	}
 	ret = a->fds[a->head];
-	a->head = (a->head + 1) % SLOTS;
+	a->head = (a->head + 1) % a->cap;
 	a->count--;
 	return ret;
 }
@@ -154,8 +175,10 @@ int coil_acceptor_destroy(coil_acceptor *a)
 	}
 	while (a->count) {
 		close(a->fds[a->head]);
-		a->head = (a->head + 1) % SLOTS;
+		a->head = (a->head + 1) % a->cap;
 		a->count--;
 	}
+	free(a->fds);
+	a->fds = NULL;
 	return 0;
 }

@@ -758,9 +758,12 @@ int coil_recv_exact(int fd, void *buf, size_t len, size_t *got,
 
 /*
  * Multishot accept: one accept armed in the kernel keeps accepting
- * connections on listener fd into a queue of at most backlog fds (0: 16, at
- * most 32); when the queue is full, accepting pauses and connections wait in
- * the listen backlog. One task at a time takes connections from it.
+ * connections on listener fd into a queue. Once it holds backlog fds (0: 16,
+ * at most 4096), accepting pauses and new connections wait in the kernel's
+ * listen queue, where another loop's acceptor on the same port
+ * (SO_REUSEPORT) can take them. The kernel accepts whatever is pending in
+ * one go, so a burst can overshoot the backlog by what was pending: those
+ * are queued too, never dropped. One task at a time takes connections.
  *
  * The struct must stay in place (not be copied or freed) until
  * coil_acceptor_destroy returns: the kernel completes into it.
@@ -771,12 +774,15 @@ typedef struct coil_acceptor {
 	struct coil__loop *loop;
 	coil_task *waiter;
 	int fd, error;
-	unsigned backlog, head, count;
+	unsigned backlog, head, count, cap;
 	bool armed, stopping;
-	int fds[64];
+	int *fds;        /* a ring of cap, holding count from head */
 } coil_acceptor;
 
-/* Returns 0, or -EINVAL (backlog over 32), -EPERM (no loop on this thread). */
+/*
+ * Returns 0, or -EINVAL (backlog over 4096), -EPERM (no loop on this
+ * thread), -ENOMEM. coil_acceptor_destroy frees what this allocates.
+ */
 int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog);
 
 /*

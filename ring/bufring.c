@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "coil.h"
 #include "ring/compat.h"
@@ -20,6 +21,8 @@ int coil_bufring_init(coil_bufring *b, coil_ring *r, uint16_t group,
 	*b = (coil_bufring){ .count = count, .size = size, .group = group };
 	if (posix_memalign((void **)&b->mem, 4096, (size_t)count * size))
 		return -ENOMEM;
+	/* Fault the pages in now, not one by one as the first receives land. */
+	memset(b->mem, 0, (size_t)count * size);
 	b->br = io_uring_setup_buf_ring(&r->uring, count, group, 0, &err);
 	if (!b->br) {
 		free(b->mem);
