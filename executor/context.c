@@ -2,6 +2,8 @@
  * Making contexts for the inline x86-64 switch in context.h, or, with the
  * ucontext fallback, the whole switch through makecontext/swapcontext.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -54,6 +56,12 @@ void coil__context_make(coil__context *c, void *lo, size_t size,
 
 void coil__context_switch(coil__context *from, coil__context *to)
 {
+	/*
+	 * swapcontext installs the mask saved in the target context; the
+	 * signal mask is the thread's, not a task's (as with the assembly
+	 * switch), so the target resumes with the mask in force now.
+	 */
+	pthread_sigmask(SIG_SETMASK, NULL, &to->uc.uc_sigmask);
 	swapcontext(&from->uc, &to->uc);
 }
 

@@ -24,12 +24,6 @@ static void shuffle(int *p, int n)
 	}
 }
 
-/* Deadlines someone waits for in the running loop's heap: sleeps, callbacks. */
-static uint32_t pending_timers(void)
-{
-	return coil__live_timers(coil__this_loop);
-}
-
 /* Sleep in 1 ms steps until *count reaches n; the test's timeout bounds it. */
 static void wait_for(const int *count, int n)
 {
@@ -93,7 +87,7 @@ static int many_random_sleepers(void *arg)
 		CHECK(coil_join(t[i], &status, COIL_NEVER) == 0, "join %d", i);
 		CHECK(status == 0, "task %d returned %d", i, status);
 	}
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -212,7 +206,7 @@ static int sleep_into_the_past(void *arg)
 	ck_assert_int_eq(coil_sleep(-COIL_SEC(1)), 0);
 	ck_assert_int_eq(coil_sleep(INT64_MIN), 0);
 	ck_assert_int_eq(ran, 0);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	ck_assert_int_eq(coil_join(t, NULL, COIL_NEVER), 0);
 	ck_assert_int_eq(ran, 1);
 	return 0;
@@ -294,7 +288,7 @@ static int sleep_forever(void *arg)
 			ck_assert_int_eq(coil_yield(), 0);
 		ck_assert_int_eq(coil_task_state(t), COIL_TASK_RUNNING);
 		/* Forever needs no timer. */
-		ck_assert_uint_eq(pending_timers(), 0);
+		ck_assert_uint_eq(live_deadlines(), 0);
 		ck_assert_int_eq(coil_cancel(t), 0);
 		ck_assert_int_eq(coil_join(t, &status, COIL_NEVER), 0);
 		ck_assert_int_eq(status, -ECANCELED);
@@ -318,9 +312,9 @@ static int cancel_a_long_sleep(void *arg)
 	(void)arg;
 	ck_assert_int_eq(coil_spawn(&t, sleeper, &s, NULL), 0);
 	ck_assert_int_eq(coil_yield(), 0);
-	ck_assert_uint_eq(pending_timers(), 1);
+	ck_assert_uint_eq(live_deadlines(), 1);
 	ck_assert_int_eq(coil_cancel(t), 0);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	ck_assert_int_eq(coil_join(t, &status, COIL_NEVER), 0);
 	ck_assert_int_eq(status, -ECANCELED);
 	ck_assert_int_eq(s.ret, -ECANCELED);
@@ -342,7 +336,7 @@ static int sleep_after_cancel(void *arg)
 	ck_assert_int_eq(coil_sleep_until(0), -ECANCELED);
 	ck_assert_int_eq(coil_sleep(COIL_MSEC(1)), -ECANCELED);
 	ck_assert_int_eq(coil_sleep_until(COIL_NEVER), -ECANCELED);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -420,7 +414,7 @@ static int callbacks_in_order(void *arg)
 		coil_timer_init(&l[i].timer, log_fire, &l[i]);
 		arm_logged(&l[i], base + below(20) * COIL_MSEC(1));
 	}
-	ck_assert_uint_eq(pending_timers(), CALLBACKS);
+	ck_assert_uint_eq(live_deadlines(), CALLBACKS);
 	wait_for(&fired.n, CALLBACKS);
 	for (i = 0; i < CALLBACKS; i++) {
 		CHECK(l[i].count == 1, "timer %d fired %d times", i, l[i].count);
@@ -457,7 +451,7 @@ static int move_armed_timer(void *arg)
 	start = coil_now();
 	arm_logged(&l, start + COIL_SEC(3600));
 	arm_logged(&l, start + COIL_MSEC(5));
-	ck_assert_uint_eq(pending_timers(), 1);
+	ck_assert_uint_eq(live_deadlines(), 1);
 	wait_for(&l.count, 1);
 	ck_assert_int_ge(l.fired_at, start + COIL_MSEC(5));
 	ck_assert(!coil_timer_armed(&l.timer));
@@ -466,13 +460,13 @@ static int move_armed_timer(void *arg)
 	start = coil_now();
 	arm_logged(&l, start + COIL_MSEC(5));
 	arm_logged(&l, start + COIL_MSEC(30));
-	ck_assert_uint_eq(pending_timers(), 1);
+	ck_assert_uint_eq(live_deadlines(), 1);
 	ck_assert_int_eq(coil_sleep_until(start + COIL_MSEC(15)), 0);
 	ck_assert_int_eq(l.count, 1);
 	ck_assert(coil_timer_armed(&l.timer));
 	wait_for(&l.count, 2);
 	ck_assert_int_ge(l.fired_at, start + COIL_MSEC(30));
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 
 	/* To the deadline it had: it now comes after one armed since. */
 	start = coil_now();
@@ -508,7 +502,7 @@ static int disarm_timer(void *arg)
 	ck_assert(coil_timer_disarm(&l.timer));
 	ck_assert(!coil_timer_disarm(&l.timer));
 	ck_assert(!coil_timer_armed(&l.timer));
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	ck_assert_int_eq(coil_sleep_until(l.deadline + COIL_MSEC(15)), 0);
 	ck_assert_int_eq(l.count, 0);
 	return 0;
@@ -557,7 +551,7 @@ static int disarm_in_the_same_pass(void *arg)
 	ck_assert(p.disarmed_second);
 	ck_assert_int_eq(coil_sleep(COIL_MSEC(5)), 0);
 	ck_assert_int_eq(p.second_count, 0);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -708,7 +702,7 @@ static int arm_without_fn(void *arg)
 	coil_timer_init(&timer, NULL, NULL);
 	ck_assert_int_eq(coil_timer_arm(&timer, 0), -EINVAL);
 	ck_assert(!coil_timer_armed(&timer));
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -877,7 +871,7 @@ static int touch_foreign_timer(void *arg)
 	ck_assert_int_eq(coil_timer_arm(&across.timer, 0), -EPERM);
 	ck_assert(!coil_timer_disarm(&across.timer));
 	ck_assert(coil_timer_armed(&across.timer));
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -981,12 +975,12 @@ static int a_million_timers(void *arg)
 		coil_timer_init(&mass.timers[i], mass_fire, (void *)(uintptr_t)i);
 		CHECK(coil_timer_arm(&mass.timers[i], mass.deadline[i]) == 0, "arm %u", i);
 	}
-	ck_assert_uint_eq(pending_timers(), MILLION);
+	ck_assert_uint_eq(live_deadlines(), MILLION);
 	/* Arming may outlast the deadlines: a sleep until them could return at once. */
 	while (mass.n < MILLION)
 		ck_assert_int_eq(coil_sleep(COIL_MSEC(1)), 0);
 	ck_assert_int_ge(coil_now(), base + COIL_MSEC(100));
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -1071,7 +1065,7 @@ static int a_crowd_of_sleepers(void *arg)
 	fprintf(stderr, "rss per sleeping task: %ld bytes (%zu KiB stacks)\n",
 		per_task, stack_size / 1024);
 	ck_assert_int_lt(per_task, 64 * 1024);
-	ck_assert_uint_eq(pending_timers(), CROWD);
+	ck_assert_uint_eq(live_deadlines(), CROWD);
 
 	for (i = 0; i < CROWD; i++) {
 		CHECK(coil_join(t[i], &status, COIL_NEVER) == 0, "join %u", i);
@@ -1170,7 +1164,7 @@ static int shorten_the_wait(void *arg)
 	io_uring_prep_timeout(coil_ring_sqe(coil_loop_ring(), &s.op), &s.ts, 0, 0);
 	ck_assert_int_eq(coil_sleep(COIL_SEC(3600)), -ECANCELED);
 	ck_assert_int_eq(s.res, -ETIME);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 
@@ -1198,7 +1192,7 @@ static int sleep_until_just_before_never(void *arg)
 	io_uring_prep_timeout(coil_ring_sqe(coil_loop_ring(), &s.op), &s.ts, 0, 0);
 	ck_assert_int_eq(coil_sleep_until(COIL_NEVER - 1), -ECANCELED);
 	ck_assert_int_eq(s.res, -ETIME);
-	ck_assert_uint_eq(pending_timers(), 0);
+	ck_assert_uint_eq(live_deadlines(), 0);
 	return 0;
 }
 

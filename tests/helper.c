@@ -200,6 +200,11 @@ unsigned unsubmitted(void)
 	return io_uring_sq_ready(&coil_loop_ring()->uring);
 }
 
+unsigned live_deadlines(void)
+{
+	return coil__live_timers(coil__this_loop);
+}
+
 bool parked(const coil_task *t)
 {
 	return t->flags & TASK_PARKED;

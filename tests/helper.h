@@ -93,6 +93,12 @@ uint64_t inflight(void);
 /* SQEs queued on the running loop's ring that the kernel has not seen yet. */
 unsigned unsubmitted(void);
 
+/*
+ * Deadlines someone waits for in the running loop: parked tasks' and armed
+ * callback timers (entries left stale by waits that ended first do not count).
+ */
+unsigned live_deadlines(void);
+
 /* Whether t is parked (suspended and not yet woken). */
 bool parked(const coil_task *t);
 
