@@ -29,7 +29,7 @@ static struct {
 
 static int64_t idle_deadline(void)
 {
-	return cfg.deadline ? coil_now() + IDLE : COIL_NEVER;
+	return cfg.deadline ? coil_loop_now() + IDLE : COIL_NEVER;
 }
 
 static int echo_plain(int fd)

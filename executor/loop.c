@@ -77,6 +77,8 @@ static void fire_timers(coil__loop *l)
 	if (!coil__timer_heap_len(&l->timers))
 		return;
 	now = coil_now();
+	l->now = now;
+	l->now_fresh = true;
 	l->firing_at = now;
 	while ((t = coil__timer_heap_first(&l->timers)) && t->seq < armed_before &&
 	       (t = coil__timer_heap_pop_expired(&l->timers, now)))
@@ -175,6 +177,7 @@ static bool run_until(coil__loop *l, int64_t deadline)
 		if (l->alive == 0 || (l->main && coil__task_ended(l->main)))
 			return true;
 		ret = enter_kernel(l, deadline);
+		l->now_fresh = false;
 		if (ret == -EDEADLK) {
 			if (l->deadlocked)
 				return false;
@@ -305,6 +308,19 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 	}
 	teardown(l);
 	return ret;
+}
+
+int64_t coil_loop_now(void)
+{
+	coil__loop *l = coil__this_loop;
+
+	if (!l)
+		return coil_now();
+	if (!l->now_fresh) {
+		l->now = coil_now();
+		l->now_fresh = true;
+	}
+	return l->now;
 }
 
 coil_ring *coil_loop_ring(void)

@@ -84,6 +84,8 @@ typedef struct coil__loop {
 	coil__timer_heap timers;
 	uint32_t stale_deadlines; /* entries of tasks no longer waiting for them */
 	int64_t firing_at;      /* while firing timers, the time they are due by */
+	int64_t now;            /* coil_loop_now's reading, valid while now_fresh */
+	bool now_fresh;         /* cleared whenever the loop enters the kernel */
 	coil__stack_pool stacks;
 	coil_task *free_tasks;  /* handles to reuse, linked by next_ready */
 	struct coil__task_chunk *task_chunks;
@@ -152,7 +154,18 @@ static inline uint32_t coil__live_timers(const coil__loop *l)
 int coil__arm_deadline_slow(coil_task *self, int64_t deadline);
 static inline int coil__arm_deadline(coil_task *self, int64_t deadline)
 {
-	return deadline == COIL_NEVER ? 0 : coil__arm_deadline_slow(self, deadline);
+	if (deadline == COIL_NEVER)
+		return 0;
+	/*
+	 * A running task's entry is stale. Due no later than this deadline,
+	 * it is reused: when it fires it moves itself to this one.
+	 */
+	if (coil__timer_armed(&self->timer) && self->timer.deadline <= deadline) {
+		self->loop->stale_deadlines--;
+		self->deadline = deadline;
+		return 0;
+	}
+	return coil__arm_deadline_slow(self, deadline);
 }
 int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait);
 

@@ -197,18 +197,8 @@ int coil__arm_deadline_slow(coil_task *self, int64_t deadline)
 	coil__loop *l = self->loop;
 	int ret;
 
-	if (coil__timer_armed(&self->timer)) {
-		/*
-		 * A running task's entry is stale. Due no later than this
-		 * deadline, it is reused: when it fires it moves itself here.
-		 */
-		if (self->timer.deadline <= deadline) {
-			l->stale_deadlines--;
-			self->deadline = deadline;
-			return 0;
-		}
-		drop_deadline(self);
-	}
+	/* A stale entry due after this deadline (see coil__arm_deadline). */
+	drop_deadline(self);
 	ret = coil__timer_heap_add(&l->timers, &self->timer, deadline);
 	if (ret == 0)
 		self->deadline = deadline;

@@ -396,6 +396,15 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 		  const coil_loop_opts *opts);
 
 /*
+ * The time as of this loop iteration: the clock is read at most once
+ * between two kernel entries of the loop, so the reading is at most one
+ * batch of tasks old and costs a load instead of a clock read. Good for
+ * deadlines such as coil_loop_now() + idle timeout on every call. Never
+ * goes backwards; outside a loop it is coil_now().
+ */
+int64_t coil_loop_now(void);
+
+/*
  * The ring of the loop running on this thread (NULL when none), for code
  * that submits its own operations with callbacks: their handlers run on the
  * loop, between tasks. Do not wait on it (coil_ring_wait): the loop does.
