@@ -1205,6 +1205,43 @@ START_TEST(test_the_kernel_wait_takes_a_deadline_at_the_end_of_time)
 }
 END_TEST
 
+/* ---------------------------------------------------------- loop time */
+
+static int loop_time(void *arg)
+{
+	int64_t a, b, before, deadline;
+
+	(void)arg;
+	before = coil_now();
+	a = coil_loop_now();
+	b = coil_loop_now();
+	/* One reading per iteration: the same value, never from the future. */
+	ck_assert_int_eq(a, b);
+	ck_assert_int_le(a, coil_now());
+	ck_assert_int_ge(a, before - COIL_SEC(1));
+	for (int i = 0; i < 3; i++) {
+		deadline = coil_now() + COIL_MSEC(5);
+		ck_assert_int_eq(coil_sleep_until(deadline), 0);
+		/* The loop entered the kernel to wait: the reading is new. */
+		b = coil_loop_now();
+		ck_assert_int_ge(b, deadline);
+		ck_assert_int_gt(b, a);
+		a = b;
+	}
+	return 0;
+}
+
+START_TEST(test_loop_time_is_read_once_per_iteration_and_renewed_after_a_wait)
+{
+	int64_t before = coil_now(), t = coil_loop_now();
+
+	/* Outside a loop it is the clock. */
+	ck_assert_int_ge(t, before);
+	ck_assert_int_le(t, coil_now());
+	run(loop_time, NULL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("executor_time");
@@ -1239,5 +1276,6 @@ int main(void)
 	ADD_TEST(s, test_the_kernel_wait_ends_at_the_earliest_deadline, 10);
 	ADD_TEST(s, test_a_timer_armed_during_the_kernel_wait_shortens_it, 10);
 	ADD_TEST(s, test_the_kernel_wait_takes_a_deadline_at_the_end_of_time, 10);
+	ADD_TEST(s, test_loop_time_is_read_once_per_iteration_and_renewed_after_a_wait, 10);
 	return test_main(s);
 }
