@@ -769,8 +769,9 @@ int coil_recv_exact(int fd, void *buf, size_t len, size_t *got,
  * Multishot accept: one accept armed in the kernel keeps accepting
  * connections on listener fd into a queue. Once it holds backlog fds (0: 16,
  * at most 4096), accepting pauses and new connections wait in the kernel's
- * listen queue, where another loop's acceptor on the same port
- * (SO_REUSEPORT) can take them. The kernel accepts whatever is pending in
+ * listen queue (where the kernel applies the listen backlog: connections
+ * beyond it are refused or retried by the client, not held by coil). The
+ * kernel accepts whatever is pending in
  * one go, so a burst can overshoot the backlog by what was pending: those
  * are queued too, never dropped. One task at a time takes connections.
  *
