@@ -65,15 +65,6 @@ static void queue_fd(coil_acceptor *a, int fd)
 		stop(a);
 }
 
-/* Wake the waiting task once, however many CQEs this dispatch brings. */
-static void wake(coil_acceptor *a)
-{
-	coil_task *t = a->waiter;
-
-	a->waiter = NULL;
-	coil__wake(t, 0);
-}
-
 static void accept_complete(coil_op *op, const struct io_uring_cqe *cqe)
 {
 	coil_acceptor *a = (coil_acceptor *)
@@ -87,8 +78,9 @@ static void accept_complete(coil_op *op, const struct io_uring_cqe *cqe)
 		a->armed = false;
 		a->stopping = false;
 	}
+	/* Once per dispatch, however many CQEs it brings. */
 	if (a->waiter && (a->count || a->error || !a->armed))
-		wake(a);
+		coil__wake_slot(&a->waiter);
 }
 
 int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog)
@@ -108,14 +100,6 @@ int coil_acceptor_init(coil_acceptor *a, int fd, unsigned backlog)
 	a->cap = 2 * a->backlog;
 	a->fds = malloc(a->cap * sizeof(int));
 	return a->fds ? 0 : -ENOMEM;
-}
-
-static void acceptor_interrupt(coil_task *t, int reason)
-{
-	coil_acceptor *a = t->wait;
-
-	a->waiter = NULL;
-	coil__wake(t, reason);
 }
 
 int coil_acceptor_accept(coil_acceptor *a, int64_t deadline)
@@ -141,9 +125,7 @@ int coil_acceptor_accept(coil_acceptor *a, int64_t deadline)
 			return a->loop->dead;
 		if (!a->armed)
 			arm(a);
-		a->waiter = self;
-		ret = coil__park(self, deadline, acceptor_interrupt, a);
-		a->waiter = NULL;
+		ret = coil__park_slot(self, &a->waiter, deadline);
 		if (ret < 0)
 			return ret;
 	}
@@ -166,12 +148,9 @@ int coil_acceptor_destroy(coil_acceptor *a)
 	if (a->armed && !a->loop->dead) {
 		if (!a->stopping)
 			stop(a);
-		/* No hook: the op must end before a may go. */
-		while (a->armed) {
-			a->waiter = self;
-			coil__suspend(self, NULL, a);
-			a->waiter = NULL;
-		}
+		/* Uninterruptible: the op must end before a may go. */
+		while (a->armed)
+			coil__suspend_slot(self, &a->waiter);
 	}
 	while (a->count) {
 		close(a->fds[a->head]);

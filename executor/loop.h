@@ -172,6 +172,17 @@ int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait);
 /* Make a parked task ready; its parking call returns result. */
 void coil__wake(coil_task *t, int result);
 
+/*
+ * An object that one task at a time waits on (an acceptor, a receive
+ * stream) keeps it in a slot. coil__park_slot parks self there until
+ * coil__wake_slot (returns 0), or until the deadline or a cancel, which
+ * empty the slot (-ETIMEDOUT, -ECANCELED). coil__suspend_slot waits for the
+ * wake alone: for an op that must end before its object may go.
+ */
+int coil__park_slot(coil_task *self, coil_task **slot, int64_t deadline);
+void coil__suspend_slot(coil_task *self, coil_task **slot);
+void coil__wake_slot(coil_task **slot);
+
 /* End t with fn's return value: set its state, wake its joiner. */
 void coil__task_end(coil_task *t, int status);
 

@@ -118,15 +118,6 @@ static void unstarve(coil_recv_stream *s)
 	s->starved = false;
 }
 
-/* Wake the waiting task once, however many CQEs this dispatch brings. */
-static void wake(coil_recv_stream *s)
-{
-	coil_task *t = s->waiter;
-
-	s->waiter = NULL;
-	coil__wake(t, 0);
-}
-
 static void stream_complete(coil_op *op, const struct io_uring_cqe *cqe)
 {
 	coil_recv_stream *s = (coil_recv_stream *)
@@ -153,8 +144,9 @@ static void stream_complete(coil_op *op, const struct io_uring_cqe *cqe)
 		}
 		/* else the kernel stopped after data: re-armed on the next wait */
 	}
+	/* Once per dispatch, however many CQEs it brings. */
 	if (s->waiter && (s->head != NO_BUF || s->ended || !s->armed))
-		wake(s);
+		coil__wake_slot(&s->waiter);
 }
 
 int coil_recv_stream_init(coil_recv_stream *s, int fd)
@@ -183,14 +175,6 @@ int coil_recv_stream_init(coil_recv_stream *s, int fd)
 	return 0;
 }
 
-static void stream_interrupt(coil_task *t, int reason)
-{
-	coil_recv_stream *s = t->wait;
-
-	s->waiter = NULL;
-	coil__wake(t, reason);
-}
-
 ssize_t coil_recv_stream_next(coil_recv_stream *s, coil_buf *buf,
 			      int64_t deadline)
 {
@@ -213,9 +197,7 @@ ssize_t coil_recv_stream_next(coil_recv_stream *s, coil_buf *buf,
 			return l->dead;
 		if (!s->armed && !s->starved)
 			arm(s);
-		s->waiter = self;
-		ret = coil__park(self, deadline, stream_interrupt, s);
-		s->waiter = NULL;
+		ret = coil__park_slot(self, &s->waiter, deadline);
 		if (ret < 0)
 			return ret;
 	}
@@ -260,12 +242,9 @@ int coil_recv_stream_destroy(coil_recv_stream *s)
 
 		io_uring_prep_cancel64(sqe, (__u64)(uintptr_t)&s->op, 0);
 		s->closing = true;
-		/* No hook: the op must end before s may go, cancelled or not. */
-		while (s->armed) {
-			s->waiter = self;
-			coil__suspend(self, NULL, s);
-			s->waiter = NULL;
-		}
+		/* Uninterruptible: the op must end before s may go. */
+		while (s->armed)
+			coil__suspend_slot(self, &s->waiter);
 	}
 	while (s->head != NO_BUF) {
 		unsigned bid = (unsigned)s->head;

@@ -250,6 +250,39 @@ void coil__wake(coil_task *t, int result)
 	coil__ready(t->loop, t);
 }
 
+/* The hook of a task parked in a slot: leave the slot. */
+static void slot_interrupt(coil_task *t, int reason)
+{
+	coil_task **slot = t->wait;
+
+	*slot = NULL;
+	coil__wake(t, reason);
+}
+
+int coil__park_slot(coil_task *self, coil_task **slot, int64_t deadline)
+{
+	int ret;
+
+	*slot = self;
+	ret = coil__park(self, deadline, slot_interrupt, slot);
+	*slot = NULL; /* also when the park returned without parking */
+	return ret;
+}
+
+void coil__suspend_slot(coil_task *self, coil_task **slot)
+{
+	*slot = self;
+	coil__suspend(self, NULL, slot);
+}
+
+void coil__wake_slot(coil_task **slot)
+{
+	coil_task *t = *slot;
+
+	*slot = NULL;
+	coil__wake(t, 0);
+}
+
 /* A joiner's hook: stop waiting for the task in self->wait. */
 static void join_interrupt(coil_task *self, int reason)
 {
