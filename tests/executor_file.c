@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,23 +30,9 @@
 static char suite_dir[64];
 static char scratch[128];
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void make_scratch(void)
 {
-	snprintf(scratch, sizeof(scratch), "%s/test-XXXXXX", suite_dir);
-	ck_assert_ptr_nonnull(mkdtemp(scratch));
+	make_test_dir(scratch, sizeof(scratch), suite_dir);
 }
 
 static void remove_scratch(void)
@@ -1638,11 +1623,8 @@ int main(void)
 	Suite *s = suite_create("executor_file");
 	int ret;
 
-	strcpy(suite_dir, "/tmp/coil-file-XXXXXX");
-	if (!mkdtemp(suite_dir)) {
-		perror("mkdtemp");
+	if (make_suite_dir(suite_dir, sizeof(suite_dir), "file") < 0)
 		return 1;
-	}
 
 	ADD_TEST(s, test_open_o_creat_o_excl_twice_gives_eexist_and_every_fd_is_cloexec, 10);
 	ADD_TEST(s, test_openat_resolves_relative_paths_against_its_dirfd, 10);

@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -298,25 +297,6 @@ static bool has_core_file(const char *dir)
  */
 static char suite_dir[64];
 
-static int remove_entry(const char *path, const struct stat *st, int type,
-			struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void remove_tree(const char *dir)
-{
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_dir(char *dir, size_t len)
-{
-	snprintf(dir, len, "%s/test-XXXXXX", suite_dir);
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
 /*
  * A child that dumps core (in a directory of its own): the status says so,
  * if and only if the kernel wrote the core file.
@@ -328,7 +308,7 @@ static int dumps_core(void *arg)
 	int status = -1;
 
 	(void)arg;
-	make_dir(dir, sizeof(dir));
+	make_test_dir(dir, sizeof(dir), suite_dir);
 	snprintf(script, sizeof(script),
 		 "cd %s && ulimit -c unlimited; kill -QUIT $$", dir);
 	spawn_sh(&p, script, NULL);
@@ -837,7 +817,7 @@ static int spawn_errors(void *arg)
 	/* The failed exec's child was reaped: nothing left behind. */
 	ck_assert(no_children());
 
-	make_dir(dir, sizeof(dir));
+	make_test_dir(dir, sizeof(dir), suite_dir);
 	snprintf(path, sizeof(path), "%s/not-executable", dir);
 	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
 	ck_assert_int_ge(fd, 0);
@@ -972,11 +952,8 @@ int main(void)
 	Suite *s = suite_create("executor_process");
 	int ret;
 
-	strcpy(suite_dir, "/tmp/coil-process-XXXXXX");
-	if (!mkdtemp(suite_dir)) {
-		perror("mkdtemp");
+	if (make_suite_dir(suite_dir, sizeof(suite_dir), "process") < 0)
 		return 1;
-	}
 
 	ADD_BOTH_PATHS(s, test_exit_status_7_is_reported_for_the_childs_own_pid, 10);
 	ADD_BOTH_PATHS(s, test_a_child_killed_by_a_signal_reports_wtermsig, 10);

@@ -1,3 +1,4 @@
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -215,4 +216,33 @@ void let_tasks_park(void)
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_uint_eq(unsubmitted(), 0);
+}
+
+int make_suite_dir(char *dir, size_t len, const char *suite)
+{
+	snprintf(dir, len, "/tmp/coil-%s-XXXXXX", suite);
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return -1;
+	}
+	return 0;
+}
+
+void make_test_dir(char *dir, size_t len, const char *suite_dir)
+{
+	snprintf(dir, len, "%s/test-XXXXXX", suite_dir);
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int type,
+			struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+void remove_tree(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

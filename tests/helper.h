@@ -109,6 +109,16 @@ bool parked(const coil_task *t);
  */
 void let_tasks_park(void);
 
+/*
+ * Scratch directories under /tmp, for suites that make files. A suite makes
+ * its own in main and removes it there, in the runner: a test that fails
+ * ends its process before its own cleanup can run. make_test_dir makes one
+ * inside, for a test. remove_tree is rm -rf without following symlinks.
+ */
+int make_suite_dir(char *dir, size_t len, const char *suite);
+void make_test_dir(char *dir, size_t len, const char *suite_dir);
+void remove_tree(const char *dir);
+
 /* Kernel version as major * 100 + minor, e.g. 618 for 6.18. */
 int kernel_version(void);
 
