@@ -61,6 +61,16 @@ static inline __attribute__((always_inline)) void run_ready(coil__loop *l)
 	}
 }
 
+/* The clock, read at most once between two kernel entries. */
+static int64_t loop_now(coil__loop *l)
+{
+	if (!l->now_fresh) {
+		l->now = coil_now();
+		l->now_fresh = true;
+	}
+	return l->now;
+}
+
 /*
  * Fire the timers that have expired. A callback that arms a timer already
  * due does not make this loop forever, nor starve the others: a timer armed
@@ -76,9 +86,8 @@ static void fire_timers(coil__loop *l)
 
 	if (!coil__timer_heap_len(&l->timers))
 		return;
-	now = coil_now();
-	l->now = now;
-	l->now_fresh = true;
+	/* A reading from this iteration is early enough: nothing fires early. */
+	now = loop_now(l);
 	l->firing_at = now;
 	while ((t = coil__timer_heap_first(&l->timers)) && t->seq < armed_before &&
 	       (t = coil__timer_heap_pop_expired(&l->timers, now)))
@@ -314,13 +323,7 @@ int64_t coil_loop_now(void)
 {
 	coil__loop *l = coil__this_loop;
 
-	if (!l)
-		return coil_now();
-	if (!l->now_fresh) {
-		l->now = coil_now();
-		l->now_fresh = true;
-	}
-	return l->now;
+	return l ? loop_now(l) : coil_now();
 }
 
 coil_ring *coil_loop_ring(void)
