@@ -15,11 +15,11 @@ int coil_openat(int dirfd, const char *path, int flags, mode_t mode,
 		int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_openat(sqe, dirfd, path, flags | O_CLOEXEC, mode);
 	coil__sqe_fd(sqe, dirfd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_open(const char *path, int flags, mode_t mode, int64_t deadline)
@@ -30,11 +30,11 @@ int coil_open(const char *path, int flags, mode_t mode, int64_t deadline)
 static int sync_file(int fd, unsigned flags, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_fsync(sqe, fd, flags);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_fsync(int fd, int64_t deadline)
@@ -56,10 +56,10 @@ int coil_statx(int dirfd, const char *path, int flags, unsigned mask,
 
 	if (!out)
 		return -EFAULT;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_statx(sqe, dirfd, path, flags, mask, out);
 	coil__sqe_fd(sqe, dirfd);
-	ret = coil_io_await(&io, deadline);
+	ret = coil__io_await(&io, deadline);
 	if (ret == 0)
 		coil__mark_defined(out, sizeof(*out));
 	return ret;
@@ -73,10 +73,10 @@ int coil_fallocate(int fd, int mode, int64_t off, int64_t len,
 
 	if (off < 0 || len <= 0)
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_fallocate(sqe, fd, mode, (__u64)off, (__u64)len);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
@@ -87,7 +87,7 @@ ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
 
 	if (off_in < -1 || off_out < -1)
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_splice(sqe, fd_in, off_in, fd_out, off_out,
 			     coil__io_len(len), flags);
 	coil__sqe_fd(sqe, fd_out);
@@ -95,7 +95,7 @@ ssize_t coil_splice(int fd_in, int64_t off_in, int fd_out, int64_t off_out,
 		sqe->splice_fd_in = (int)((unsigned)fd_in & 0xFFFFFu);
 		sqe->splice_flags |= SPLICE_F_FD_IN_FIXED;
 	}
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 void *coil_aligned_alloc(size_t len)

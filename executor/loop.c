@@ -3,6 +3,7 @@
  * deadlock detection and shutdown.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,6 +16,9 @@
 #define GRACE_DEFAULT COIL_SEC(1)
 
 __thread coil__loop *coil__this_loop;
+
+/* Loops started so far, by any thread: each loop's gen. */
+static uint32_t loop_runs;
 
 static inline __attribute__((always_inline)) void
 run_task(coil__loop *l, coil_task *t)
@@ -61,14 +65,20 @@ static inline __attribute__((always_inline)) void run_ready(coil__loop *l)
 	}
 }
 
-/* The clock, read at most once between two kernel entries. */
-static int64_t loop_now(coil__loop *l)
+/*
+ * The clock, read at most once between two kernel entries of the running
+ * loop (coil_loop_now): 0 whenever it must be read again, always outside a
+ * loop.
+ */
+__thread int64_t coil__loop_clock;
+
+int64_t coil__loop_clock_read(void)
 {
-	if (!l->now_fresh) {
-		l->now = coil_now();
-		l->now_fresh = true;
-	}
-	return l->now;
+	int64_t now = coil_now();
+
+	if (coil__this_loop)
+		coil__loop_clock = now;
+	return now;
 }
 
 /*
@@ -81,13 +91,20 @@ static int64_t loop_now(coil__loop *l)
 static void fire_timers(coil__loop *l)
 {
 	uint64_t armed_before = l->timers.next_seq;
+	bool due = l->timers_due;
 	struct coil__timer *t;
 	int64_t now;
 
-	if (!coil__timer_heap_len(&l->timers))
+	/*
+	 * Nothing can be due unless the kernel timeout fired, or a timer
+	 * earlier than it was armed since.
+	 */
+	l->timers_due = false;
+	t = coil__timer_heap_first(&l->timers);
+	if (!t || (!due && t->deadline >= l->timeout_at))
 		return;
 	/* A reading from this iteration is early enough: nothing fires early. */
-	now = loop_now(l);
+	now = coil_loop_now();
 	l->firing_at = now;
 	while ((t = coil__timer_heap_first(&l->timers)) && t->seq < armed_before &&
 	       (t = coil__timer_heap_pop_expired(&l->timers, now)))
@@ -95,36 +112,82 @@ static void fire_timers(coil__loop *l)
 	l->firing_at = 0;
 }
 
+/* The kernel timeout fired (or was cancelled as the ring went away). */
+static void timeout_fired(coil_op *op, const struct io_uring_cqe *cqe)
+{
+	coil__loop *l = (coil__loop *)((char *)op - offsetof(coil__loop, timeout));
+
+	(void)cqe;
+	l->timeout_at = COIL_NEVER;
+	l->timers_due = true;
+}
+
+/*
+ * Have the kernel timeout fire at the earliest timer's deadline, at: arm
+ * one, or move the one armed. If that one fires before the move reaches
+ * the kernel, the move fails; its CQE clears timeout_at anyway, and the next
+ * iteration arms a new one.
+ */
+static void arm_timeout(coil__loop *l, int64_t at)
+{
+	__u64 data = coil_ring_msg_data(&l->timeout); /* not an op in flight */
+	struct io_uring_sqe *sqe;
+
+	l->timeout_ts.tv_sec = at / COIL_SEC(1);
+	l->timeout_ts.tv_nsec = at % COIL_SEC(1);
+	if (l->timeout_at == COIL_NEVER) {
+		sqe = coil_ring_sqe(&l->ring, NULL);
+		io_uring_prep_timeout(sqe, &l->timeout_ts, 0, IORING_TIMEOUT_ABS);
+		io_uring_sqe_set_data64(sqe, data);
+	} else {
+		sqe = coil_ring_sqe(&l->ring, NULL);
+		io_uring_prep_timeout_update(sqe, &l->timeout_ts, data,
+					     IORING_TIMEOUT_ABS);
+	}
+	l->timeout_at = at;
+}
+
 /*
  * Enter the kernel once: submit, collect and dispatch, without waiting if a
- * task is ready, else waiting until a completion or the earliest deadline
- * (capped by cap). Returns 0, -EDEADLK when nothing could ever end the wait,
- * or the ring's fatal error.
+ * task is ready, else waiting until a completion, the earliest timer
+ * (through the kernel timeout) or cap. Returns 0, -EDEADLK when nothing
+ * could ever end the wait, or the ring's fatal error.
  */
 static int enter_kernel(coil__loop *l, int64_t cap)
 {
 	struct coil__timer *first = coil__timer_heap_first(&l->timers);
-	int64_t deadline = first && first->deadline < cap ? first->deadline : cap;
-	bool waited_for = cap != COIL_NEVER || coil__live_timers(l);
 	struct timespec ts;
 	int ret;
 
 	if (l->dead) {
+		int64_t deadline = first && first->deadline < cap ? first->deadline
+								 : cap;
+
+		l->timers_due = true;
 		if (l->ready_len)
 			return 0;
-		if (!waited_for)
+		if (cap == COIL_NEVER && !coil__any_live_timer(l))
 			return -EDEADLK;
 		ts.tv_sec = deadline / COIL_SEC(1);
 		ts.tv_nsec = deadline % COIL_SEC(1);
 		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 		return 0;
 	}
-	if (l->ready_len)
+	if (first && first->deadline < l->timeout_at) {
+		/* Due already (armed in the past): fire it next iteration. */
+		if (first->deadline <= coil_loop_now())
+			l->timers_due = true;
+		else
+			arm_timeout(l, first->deadline);
+	}
+	if (l->ready_len || l->timers_due)
 		ret = coil_ring_poll(&l->ring);
-	else if (!waited_for && coil_ring_inflight(&l->ring) == 0)
+	else if (cap == COIL_NEVER && coil_ring_inflight(&l->ring) == 0 &&
+		 !coil__any_live_timer(l) &&
+		 !l->inbox.waits) /* remote.c: another thread may end those */
 		return -EDEADLK;
 	else
-		ret = coil_ring_wait(&l->ring, deadline);
+		ret = coil_ring_wait(&l->ring, cap);
 	return ret >= 0 || ret == -ETIMEDOUT || ret == -EINTR ? 0 : ret;
 }
 
@@ -186,7 +249,7 @@ static bool run_until(coil__loop *l, int64_t deadline)
 		if (l->alive == 0 || (l->main && coil__task_ended(l->main)))
 			return true;
 		ret = enter_kernel(l, deadline);
-		l->now_fresh = false;
+		coil__loop_clock = 0;
 		if (ret == -EDEADLK) {
 			if (l->deadlocked)
 				return false;
@@ -242,6 +305,7 @@ static void teardown(coil__loop *l)
 		io_uring_unregister_files(&l->ring.uring);
 	if (l->buffers_registered && !l->dead)
 		io_uring_unregister_buffers(&l->ring.uring);
+	coil__inbox_exit(l); /* remote.c: the doorbell, while the ring is up */
 	coil_ring_exit(&l->ring);
 	coil__bufs_destroy(l);
 	while (l->tasks.next != &l->tasks) {
@@ -258,6 +322,7 @@ static void teardown(coil__loop *l)
 	coil__timer_heap_destroy(&l->timers);
 	coil__stack_pool_destroy(&l->stacks);
 	coil__this_loop = NULL;
+	coil__loop_clock = 0;
 }
 
 int coil_run(coil_fn *fn, void *arg, int *status)
@@ -289,12 +354,20 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 	ret = coil_ring_init(&l->ring, &opts->ring);
 	if (ret < 0)
 		return ret;
+	ret = coil__inbox_init(l); /* remote.c: the doorbell */
+	if (ret < 0) {
+		coil_ring_exit(&l->ring);
+		return ret;
+	}
 	coil__fiber_init_thread(&l->fiber);
 	l->ready_tail = &l->ready_head;
+	l->timeout.complete = timeout_fired;
+	l->timeout_at = COIL_NEVER;
 	l->batch = opts->batch ? opts->batch : BATCH_DEFAULT;
 	l->shutdown_grace = opts->shutdown_grace ? opts->shutdown_grace
 						 : GRACE_DEFAULT;
 	l->next_id = 1;
+	l->gen = __atomic_add_fetch(&loop_runs, 1, __ATOMIC_RELAXED);
 	coil__loop_bufs_opts(l, opts);
 	coil__io_init();
 	l->tasks.next = l->tasks.prev = &l->tasks;
@@ -319,12 +392,6 @@ int coil_run_with(coil_fn *fn, void *arg, int *status,
 	return ret;
 }
 
-int64_t coil_loop_now(void)
-{
-	coil__loop *l = coil__this_loop;
-
-	return l ? loop_now(l) : coil_now();
-}
 
 coil_ring *coil_loop_ring(void)
 {

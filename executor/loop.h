@@ -28,6 +28,7 @@ enum {
 	TASK_CANCELLED = 1 << 1, /* coil_cancel was called */
 	TASK_PARKED = 1 << 2,    /* suspended and not yet woken */
 	TASK_MAIN = 1 << 3,      /* coil_run's task: coil_run joins it */
+	TASK_CLAIMED = 1 << 4,   /* a gather, select or group will release it */
 };
 
 /*
@@ -43,6 +44,7 @@ struct coil_task {
 	coil__interrupt_fn *interrupt;
 	void *wait;             /* what the task is parked on, for its hook */
 	coil_task *joiner;
+	struct coil__task_watch *watchers;
 	coil_fn *fn;
 	void *arg;
 	void *local;
@@ -72,6 +74,25 @@ struct coil__task_chunk {
 	coil_task tasks[COIL__TASK_CHUNK];
 };
 
+/*
+ * Work other threads hand to a loop (executor/remote.c): a lock-free LIFO
+ * they push coil__remote nodes onto, and an eventfd (the doorbell) whose
+ * read the loop keeps armed on its ring. Only the push that finds the
+ * queue empty rings it. The loop runs the nodes, in the order they were
+ * pushed, on the thread's own stack between tasks.
+ */
+struct coil__inbox {
+	/* Written by other threads: a line of its own. */
+	struct coil__remote *head __attribute__((aligned(64)));
+	unsigned senders;  /* threads between their push and their ring */
+	int efd;
+	/* The loop's. */
+	coil_op op __attribute__((aligned(64)));
+	uint64_t count;    /* the armed read's buffer */
+	unsigned waits;    /* waits another thread may end: no deadlock */
+	bool armed, closing;
+};
+
 typedef struct coil__loop {
 	coil_ring ring;
 	coil__fiber fiber;      /* the thread's own stack, where the loop runs */
@@ -82,16 +103,23 @@ typedef struct coil__loop {
 	unsigned ready_len;
 	unsigned batch;
 	coil__timer_heap timers;
-	uint32_t stale_deadlines; /* entries of tasks no longer waiting for them */
 	int64_t firing_at;      /* while firing timers, the time they are due by */
-	int64_t now;            /* coil_loop_now's reading, valid while now_fresh */
-	bool now_fresh;         /* cleared whenever the loop enters the kernel */
+	/*
+	 * One kernel timeout is armed for the earliest timer, and moved only
+	 * when an earlier one comes: a loop waits without a timeout of its
+	 * own and reads the clock for timers only after that one fired.
+	 */
+	coil_op timeout;
+	struct __kernel_timespec timeout_ts;
+	int64_t timeout_at;     /* when the armed one fires; COIL_NEVER: none */
+	bool timers_due;        /* it fired: timers may have expired */
 	coil__stack_pool stacks;
 	coil_task *free_tasks;  /* handles to reuse, linked by next_ready */
 	struct coil__task_chunk *task_chunks;
 	coil_task tasks;        /* sentinel of the list of unreleased tasks */
 	unsigned alive;         /* tasks not ended yet */
 	uint64_t next_id;
+	uint32_t gen;           /* tells this run from earlier loops at the same address */
 	int64_t shutdown_grace;
 	int dead;               /* the ring's fatal error, once it failed */
 	bool deadlocked;        /* a deadlock was found and everything cancelled */
@@ -105,10 +133,33 @@ typedef struct coil__loop {
 	uint32_t *buf_len;      /* per buffer: bytes received into it */
 	coil_recv_stream *starved; /* streams waiting for a buffer to re-arm */
 	struct io_uring_sqe scratch; /* handed out when an SQE must not be sent */
+	struct coil__inbox inbox;   /* work from other threads (remote.c) */
 } coil__loop;
 
 /* The loop running on this thread, or NULL. */
 extern __thread coil__loop *coil__this_loop;
+
+/*
+ * The inbox (executor/remote.c). init makes the doorbell and arms its read
+ * (0 or a negative errno); exit stops it, waits for senders, runs what is
+ * left and closes it. post may be called from any thread while the loop
+ * runs. drain runs the nodes queued now, on the loop's thread.
+ */
+int coil__inbox_init(coil__loop *l);
+void coil__inbox_exit(coil__loop *l);
+void coil__inbox_drain(coil__loop *l);
+void coil__remote_post(coil__loop *l, struct coil__remote *node);
+
+/* Bracket a wait that another thread may end (see the deadlock rule). */
+static inline void coil__remote_wait_begin(coil__loop *l)
+{
+	l->inbox.waits++;
+}
+
+static inline void coil__remote_wait_end(coil__loop *l)
+{
+	l->inbox.waits--;
+}
 
 static inline coil_task *coil__current(void)
 {
@@ -139,11 +190,14 @@ static inline void coil__ready(coil__loop *l, coil_task *t)
 int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
 	       void *wait);
 
-/* Timer heap entries someone waits for (stale task deadlines do not count). */
-static inline uint32_t coil__live_timers(const coil__loop *l)
-{
-	return coil__timer_heap_len(&l->timers) - l->stale_deadlines;
-}
+/*
+ * Timer heap entries someone waits for: stale task deadlines do not count.
+ * Scans the heap, so only for rare paths (deadlock detection, tests); the
+ * any_ form stops at the first, and stale entries are rarely first for long
+ * (they are the ones that fire and go).
+ */
+uint32_t coil__live_timers(const coil__loop *l);
+bool coil__any_live_timer(const coil__loop *l);
 
 /*
  * The two halves of coil__park, for waits that must not return before
@@ -158,19 +212,38 @@ static inline int coil__arm_deadline(coil_task *self, int64_t deadline)
 		return 0;
 	/*
 	 * A running task's entry is stale. Due no later than this deadline,
-	 * it is reused: when it fires it moves itself to this one.
+	 * it is reused: when it fires it moves itself to this one. (Out of
+	 * the heap, timer.deadline is COIL_NEVER.)
 	 */
-	if (coil__timer_armed(&self->timer) && self->timer.deadline <= deadline) {
-		self->loop->stale_deadlines--;
+	if (self->timer.deadline <= deadline) {
 		self->deadline = deadline;
 		return 0;
 	}
 	return coil__arm_deadline_slow(self, deadline);
 }
-int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait);
+static inline __attribute__((always_inline)) int
+coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait)
+{
+	self->interrupt = hook;
+	self->wait = wait;
+	self->flags |= TASK_PARKED;
+	coil__fiber_switch(&self->fiber, &self->loop->fiber, 0);
+	return self->wake_result;
+}
 
 /* Make a parked task ready; its parking call returns result. */
-void coil__wake(coil_task *t, int result);
+__attribute__((noreturn, cold)) void coil__wake_unparked(coil_task *t);
+static inline void coil__wake(coil_task *t, int result)
+{
+	if (__builtin_expect(!(t->flags & TASK_PARKED), 0))
+		coil__wake_unparked(t);
+	t->flags &= ~TASK_PARKED;
+	/* An entry in the heap is left there, stale, for the next wait. */
+	t->deadline = COIL_NEVER;
+	t->interrupt = NULL;
+	t->wake_result = result;
+	coil__ready(t->loop, t);
+}
 
 /*
  * An object that one task at a time waits on (an acceptor, a receive
@@ -183,7 +256,21 @@ int coil__park_slot(coil_task *self, coil_task **slot, int64_t deadline);
 void coil__suspend_slot(coil_task *self, coil_task **slot);
 void coil__wake_slot(coil_task **slot);
 
-/* End t with fn's return value: set its state, wake its joiner. */
+/*
+ * Code other than a joiner that must learn when a task ends (a select on
+ * it, a task group) watches it: ended runs once, in coil__task_end, after
+ * the task's state and status are set. It must not release the task.
+ */
+struct coil__task_watch {
+	struct coil__task_watch *next;
+	void (*ended)(struct coil__task_watch *w, coil_task *t);
+};
+
+/* Watch t, which has not ended; or stop watching it (a no-op once run). */
+void coil__task_watch(coil_task *t, struct coil__task_watch *w);
+void coil__task_unwatch(coil_task *t, struct coil__task_watch *w);
+
+/* End t with fn's return value: set its state, wake its joiner and watchers. */
 void coil__task_end(coil_task *t, int status);
 
 /* Whether t's parking calls must fail with -ECANCELED: cancelled, unshielded. */

@@ -177,11 +177,11 @@ int coil_connect(int fd, const struct sockaddr *addr, socklen_t len,
 		 int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_connect(sqe, fd, addr, len);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_dial(const char *address, int64_t deadline)
@@ -210,43 +210,49 @@ int coil_accept(int fd, struct sockaddr *addr, socklen_t *len,
 		int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_accept(sqe, fd, addr, len, SOCK_CLOEXEC);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 ssize_t coil_recv(int fd, void *buf, size_t len, int flags, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_recv(sqe, fd, buf, coil__io_len(len), flags);
 	coil__sqe_fd(sqe, fd);
 	return coil__await_read(&io, buf, deadline);
 }
 
-ssize_t coil_send(int fd, const void *buf, size_t len, int flags,
-		  int64_t deadline)
+static inline __attribute__((always_inline)) ssize_t
+send_once(int fd, const void *buf, size_t len, int flags, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_send(sqe, fd, buf, coil__io_len(len), flags);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
+}
+
+ssize_t coil_send(int fd, const void *buf, size_t len, int flags,
+		  int64_t deadline)
+{
+	return send_once(fd, buf, len, flags, deadline);
 }
 
 ssize_t coil_send_zc(int fd, const void *buf, size_t len, int flags,
 		     int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_send_zc(sqe, fd, buf, coil__io_len(len), flags, 0);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 ssize_t coil_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
@@ -254,7 +260,7 @@ ssize_t coil_recvmsg(int fd, struct msghdr *msg, int flags, int64_t deadline)
 	socklen_t namelen = msg->msg_name ? msg->msg_namelen : 0;
 	size_t controllen = msg->msg_control ? msg->msg_controllen : 0;
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 	ssize_t n;
 
 	io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags);
@@ -274,11 +280,11 @@ ssize_t coil_sendmsg(int fd, const struct msghdr *msg, int flags,
 		     int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)flags);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 ssize_t coil_recvfrom(int fd, void *buf, size_t len, int flags,
@@ -321,7 +327,7 @@ int coil_send_all(int fd, const void *buf, size_t len, size_t *sent,
 	int ret = 0;
 
 	while (done < len) {
-		ssize_t n = coil_send(fd, (const char *)buf + done, len - done,
+		ssize_t n = send_once(fd, (const char *)buf + done, len - done,
 				      MSG_NOSIGNAL, deadline);
 
 		if (n < 0) {
@@ -359,9 +365,9 @@ int coil_recv_exact(int fd, void *buf, size_t len, size_t *got,
 int coil_shutdown(int fd, int how, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_shutdown(sqe, fd, how);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }

@@ -130,11 +130,11 @@ static int wait_status(const siginfo_t *si)
 static int wait_ring(coil_process *p, siginfo_t *si, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 	int ret;
 
 	io_uring_prep_waitid(sqe, P_PID, (id_t)p->pid, si, WEXITED, 0);
-	ret = coil_io_await(&io, deadline);
+	ret = coil__io_await(&io, deadline);
 	if (ret == 0)
 		coil__mark_defined(si, sizeof(*si));
 	return ret;

@@ -22,7 +22,7 @@ ssize_t coil_read(int fd, void *buf, size_t len, int64_t off, int64_t deadline)
 
 	if (bad_offset(off))
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_read(sqe, fd, buf, coil__io_len(len), (__u64)off);
 	coil__sqe_fd(sqe, fd);
 	return coil__await_read(&io, buf, deadline);
@@ -36,10 +36,10 @@ ssize_t coil_write(int fd, const void *buf, size_t len, int64_t off,
 
 	if (bad_offset(off))
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_write(sqe, fd, buf, coil__io_len(len), (__u64)off);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 ssize_t coil_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
@@ -50,7 +50,7 @@ ssize_t coil_readv(int fd, const struct iovec *iov, int iovcnt, int64_t off,
 
 	if (bad_offset(off) || iovcnt < 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, (__u64)off);
 	coil__sqe_fd(sqe, fd);
 	return coil__await_readv(&io, iov, iovcnt, deadline);
@@ -64,10 +64,10 @@ ssize_t coil_writev(int fd, const struct iovec *iov, int iovcnt, int64_t off,
 
 	if (bad_offset(off) || iovcnt < 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, (__u64)off);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_write_all(int fd, const void *buf, size_t len, int64_t off,
@@ -102,7 +102,7 @@ ssize_t coil_read_fixed(int fd, void *buf, size_t len, int64_t off,
 
 	if (bad_offset(off))
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_read_fixed(sqe, fd, buf, coil__io_len(len), (__u64)off,
 				 (int)index);
 	coil__sqe_fd(sqe, fd);
@@ -117,21 +117,21 @@ ssize_t coil_write_fixed(int fd, const void *buf, size_t len, int64_t off,
 
 	if (bad_offset(off))
 		return -EINVAL;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	io_uring_prep_write_fixed(sqe, fd, buf, coil__io_len(len), (__u64)off,
 				  (int)index);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_poll(int fd, unsigned events, int64_t deadline)
 {
 	coil_io io;
-	struct io_uring_sqe *sqe = coil_io_prep(&io);
+	struct io_uring_sqe *sqe = coil__io_prep(&io);
 
 	io_uring_prep_poll_add(sqe, fd, events);
 	coil__sqe_fd(sqe, fd);
-	return coil_io_await(&io, deadline);
+	return coil__io_await(&io, deadline);
 }
 
 int coil_close(int fd)
@@ -148,12 +148,12 @@ int coil_close(int fd)
 	}
 	/* Leaving the fd open on a cancel would leak it: shield the close. */
 	self->shields++;
-	sqe = coil_io_prep(&io);
+	sqe = coil__io_prep(&io);
 	if (coil__is_fixed_fd(fd))
 		io_uring_prep_close_direct(sqe, (unsigned)fd & 0xFFFFFu);
 	else
 		io_uring_prep_close(sqe, fd);
-	ret = coil_io_await(&io, COIL_NEVER);
+	ret = coil__io_await(&io, COIL_NEVER);
 	self->shields--;
 	return ret;
 }

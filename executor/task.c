@@ -35,10 +35,9 @@ static void task_deadline(struct coil__timer *timer)
 	coil__loop *l = t->loop;
 	coil__interrupt_fn *hook = t->interrupt;
 
-	if (t->deadline == COIL_NEVER) {
-		l->stale_deadlines--;
+	timer->deadline = COIL_NEVER; /* out of the heap (see coil__arm_deadline) */
+	if (t->deadline == COIL_NEVER)
 		return;
-	}
 	if (t->deadline > l->firing_at) {
 		/* Cannot fail: the heap never shrinks, and this entry just left. */
 		coil__timer_heap_add(&l->timers, timer, t->deadline);
@@ -55,12 +54,32 @@ static void drop_deadline(coil_task *t)
 {
 	coil__loop *l = t->loop;
 
-	if (!coil__timer_armed(&t->timer))
-		return;
-	coil__timer_heap_remove(&l->timers, &t->timer);
-	if (t->deadline == COIL_NEVER)
-		l->stale_deadlines--;
+	if (coil__timer_heap_remove(&l->timers, &t->timer))
+		t->timer.deadline = COIL_NEVER;
 	t->deadline = COIL_NEVER;
+}
+
+static bool timer_live(const struct coil__timer *timer)
+{
+	return timer->fire != task_deadline ||
+	       container_of(timer, coil_task, timer)->deadline != COIL_NEVER;
+}
+
+uint32_t coil__live_timers(const coil__loop *l)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < coil__timer_heap_len(&l->timers); i++)
+		n += timer_live(coil__timer_heap_at(&l->timers, i));
+	return n;
+}
+
+bool coil__any_live_timer(const coil__loop *l)
+{
+	for (uint32_t i = 0; i < coil__timer_heap_len(&l->timers); i++)
+		if (timer_live(coil__timer_heap_at(&l->timers, i)))
+			return true;
+	return false;
 }
 
 static coil_task *task_alloc(coil__loop *l)
@@ -130,6 +149,7 @@ int coil_spawn(coil_task **out, coil_fn *fn, void *arg,
 		.local = opts->local,
 		.id = l->next_id++,
 		.timer.fire = task_deadline,
+		.timer.deadline = COIL_NEVER,
 		.deadline = COIL_NEVER,
 		.state = COIL_TASK_PENDING,
 		.flags = opts->detached ? TASK_DETACHED : 0,
@@ -170,8 +190,32 @@ void coil__task_end(coil_task *t, int status)
 		coil__wake(t->joiner, 0);
 		t->joiner = NULL;
 	}
+	while (t->watchers) {
+		struct coil__task_watch *w = t->watchers;
+
+		t->watchers = w->next;
+		w->next = NULL;
+		w->ended(w, t);
+	}
 	if ((t->flags & TASK_DETACHED) && t->state == COIL_TASK_FAILED)
 		report_failure(t, " (detached)");
+}
+
+void coil__task_watch(coil_task *t, struct coil__task_watch *w)
+{
+	w->next = t->watchers;
+	t->watchers = w;
+}
+
+void coil__task_unwatch(coil_task *t, struct coil__task_watch *w)
+{
+	for (struct coil__task_watch **p = &t->watchers; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			w->next = NULL;
+			return;
+		}
+	}
 }
 
 void coil__task_drop_stack(coil_task *t)
@@ -205,15 +249,6 @@ int coil__arm_deadline_slow(coil_task *self, int64_t deadline)
 	return ret;
 }
 
-int coil__suspend(coil_task *self, coil__interrupt_fn *hook, void *wait)
-{
-	self->interrupt = hook;
-	self->wait = wait;
-	self->flags |= TASK_PARKED;
-	coil__fiber_switch(&self->fiber, &self->loop->fiber, 0);
-	return self->wake_result;
-}
-
 int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
 	       void *wait)
 {
@@ -229,25 +264,14 @@ int coil__park(coil_task *self, int64_t deadline, coil__interrupt_fn *hook,
 	return coil__suspend(self, hook, wait);
 }
 
-void coil__wake(coil_task *t, int result)
+void coil__wake_unparked(coil_task *t)
 {
 	char desc[64];
 
-	if (!(t->flags & TASK_PARKED)) {
-		/* A second wake would queue the task twice: never recoverable. */
-		coil__log(COIL_LOG_ERROR, "task %s woken while not parked",
-			  coil__task_describe(t, desc, sizeof(desc)));
-		abort();
-	}
-	t->flags &= ~TASK_PARKED;
-	if (t->deadline != COIL_NEVER) {
-		/* Left in the heap, stale, for the next wait to reuse. */
-		t->deadline = COIL_NEVER;
-		t->loop->stale_deadlines += coil__timer_armed(&t->timer);
-	}
-	t->interrupt = NULL;
-	t->wake_result = result;
-	coil__ready(t->loop, t);
+	/* A second wake would queue the task twice: never recoverable. */
+	coil__log(COIL_LOG_ERROR, "task %s woken while not parked",
+		  coil__task_describe(t, desc, sizeof(desc)));
+	abort();
 }
 
 /* The hook of a task parked in a slot: leave the slot. */
@@ -307,7 +331,7 @@ int coil_join(coil_task *t, int *status, int64_t deadline)
 		return -EDEADLK;
 	if (t->flags & (TASK_DETACHED | TASK_MAIN))
 		return -EINVAL;
-	if (t->joiner)
+	if (t->joiner || (t->flags & TASK_CLAIMED))
 		return -EBUSY;
 	if (!coil__task_ended(t)) {
 		t->joiner = self;
@@ -331,7 +355,7 @@ int coil_detach(coil_task *t)
 		return -EXDEV;
 	if (t->flags & (TASK_DETACHED | TASK_MAIN))
 		return -EINVAL;
-	if (t->joiner)
+	if (t->joiner || (t->flags & TASK_CLAIMED))
 		return -EBUSY;
 	t->flags |= TASK_DETACHED;
 	if (coil__task_ended(t)) {

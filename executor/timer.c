@@ -229,3 +229,8 @@ uint32_t coil__timer_heap_len(const coil__timer_heap *h)
 {
 	return h->len;
 }
+
+coil__timer *coil__timer_heap_at(const coil__timer_heap *h, uint32_t i)
+{
+	return h->entries[i].timer;
+}

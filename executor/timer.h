@@ -83,6 +83,9 @@ coil__timer *coil__timer_heap_first(const coil__timer_heap *h);
  */
 coil__timer *coil__timer_heap_pop_expired(coil__timer_heap *h, int64_t now);
 
+/* The i-th timer of the heap's array (i < len), in no particular order. */
+coil__timer *coil__timer_heap_at(const coil__timer_heap *h, uint32_t i);
+
 /* The number of armed timers. */
 uint32_t coil__timer_heap_len(const coil__timer_heap *h);
 

@@ -1049,6 +1049,57 @@ static int deadlock_main(void *arg)
 	return 17;
 }
 
+struct watch_record {
+	struct coil__task_watch watch;
+	coil_task *task;
+	int calls;
+	int state, status; /* as the watcher saw them */
+};
+
+static void record_end(struct coil__task_watch *w, coil_task *t)
+{
+	struct watch_record *r = (struct watch_record *)w;
+
+	r->task = t;
+	r->calls++;
+	r->state = coil_task_state(t);
+	r->status = t->status;
+}
+
+static int watch_main(void *arg)
+{
+	struct watch_record a = { .watch.ended = record_end };
+	struct watch_record b = { .watch.ended = record_end };
+	struct watch_record gone = { .watch.ended = record_end };
+	coil_task *t = spawn(return_arg, ARG(-EIO), NULL);
+	int status;
+
+	(void)arg;
+	coil__task_watch(t, &a.watch);
+	coil__task_watch(t, &gone.watch);
+	coil__task_watch(t, &b.watch);
+	coil__task_unwatch(t, &gone.watch);
+	yield_until_ended(t);
+	/* Each watcher once, after the state and status were set. */
+	ck_assert_int_eq(a.calls, 1);
+	ck_assert_int_eq(b.calls, 1);
+	ck_assert_ptr_eq(a.task, t);
+	ck_assert_int_eq(a.state, COIL_TASK_FAILED);
+	ck_assert_int_eq(b.status, -EIO);
+	ck_assert_int_eq(gone.calls, 0);
+	/* Unwatching after the end is a no-op; the task is still joinable. */
+	coil__task_unwatch(t, &a.watch);
+	ck_assert_int_eq(coil_join(t, &status, COIL_NEVER), 0);
+	ck_assert_int_eq(status, -EIO);
+	return 0;
+}
+
+START_TEST(test_watchers_run_once_when_the_task_ends_and_unwatched_ones_never)
+{
+	ck_assert_int_eq(run_status(watch_main, NULL), 0);
+}
+END_TEST
+
 START_TEST(test_a_deadlock_is_reported_and_the_parked_tasks_cancelled)
 {
 	struct deadlock d = { .join = 1, .woke_with = 1 };
@@ -1173,6 +1224,7 @@ int main(void)
 	ADD_TEST(s, test_a_failure_that_is_not_an_errno_is_reported_too, 10);
 	ADD_TEST(s, test_main_cannot_be_joined_by_another_task, 10);
 	ADD_TEST(s, test_main_cannot_detach_itself_and_coil_run_returns_its_status, 10);
+	ADD_TEST(s, test_watchers_run_once_when_the_task_ends_and_unwatched_ones_never, 10);
 	ADD_TEST(s, test_a_deadlock_is_reported_and_the_parked_tasks_cancelled, 10);
 	ADD_TEST(s, test_spawn_without_a_stack_is_enomem_and_leaks_nothing, 10);
 	ADD_TEST(s, test_spawn_refuses_a_null_fn_no_handle_and_a_stack_size_out_of_range, 10);
