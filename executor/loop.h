@@ -270,6 +270,12 @@ struct coil__task_watch {
 void coil__task_watch(coil_task *t, struct coil__task_watch *w);
 void coil__task_unwatch(coil_task *t, struct coil__task_watch *w);
 
+/*
+ * Why self may not join t (as coil_join would refuse it), or 0: -EINVAL,
+ * -EXDEV, -EDEADLK, -EBUSY.
+ */
+int coil__join_refusal(const coil_task *t, const coil_task *self);
+
 /* End t with fn's return value: set its state, wake its joiner and watchers. */
 void coil__task_end(coil_task *t, int status);
 

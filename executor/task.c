@@ -316,13 +316,8 @@ static void join_interrupt(coil_task *self, int reason)
 	coil__wake(self, reason);
 }
 
-int coil_join(coil_task *t, int *status, int64_t deadline)
+int coil__join_refusal(const coil_task *t, const coil_task *self)
 {
-	coil_task *self = coil__current();
-	int ret;
-
-	if (!self)
-		return -EPERM;
 	if (!t)
 		return -EINVAL;
 	if (t->loop != self->loop)
@@ -333,6 +328,19 @@ int coil_join(coil_task *t, int *status, int64_t deadline)
 		return -EINVAL;
 	if (t->joiner || (t->flags & TASK_CLAIMED))
 		return -EBUSY;
+	return 0;
+}
+
+int coil_join(coil_task *t, int *status, int64_t deadline)
+{
+	coil_task *self = coil__current();
+	int ret;
+
+	if (!self)
+		return -EPERM;
+	ret = coil__join_refusal(t, self);
+	if (ret < 0)
+		return ret;
 	if (!coil__task_ended(t)) {
 		t->joiner = self;
 		ret = coil__park(self, deadline, join_interrupt, t);

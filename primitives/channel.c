@@ -131,24 +131,12 @@ int coil__chan_try_recv(coil_chan *c, void *item)
 }
 
 /* The checks of a parking call: 0 and the calling task, or the error. */
-static inline int check_parking(coil_chan *c, const char *call,
-				coil_task **self)
-{
-	int ret = prim_check(&c->prim, call);
-
-	if (ret < 0)
-		return ret;
-	*self = coil__current();
-	if (!*self)
-		return -EPERM;
-	return coil__cancel_pending(*self) ? -ECANCELED : 0;
-}
 
 int coil_chan_send(coil_chan *c, const void *item, int64_t deadline)
 {
 	struct coil__waiter w;
 	coil_task *self;
-	int ret = check_parking(c, "coil_chan_send", &self);
+	int ret = coil__park_check(&c->prim, "coil_chan_send", &self);
 
 	if (ret < 0)
 		return ret;
@@ -163,7 +151,7 @@ int coil_chan_recv(coil_chan *c, void *item, int64_t deadline)
 {
 	struct coil__waiter w;
 	coil_task *self;
-	int ret = check_parking(c, "coil_chan_recv", &self);
+	int ret = coil__park_check(&c->prim, "coil_chan_recv", &self);
 
 	if (ret < 0)
 		return ret;
@@ -230,7 +218,7 @@ int coil_chan_join(coil_chan *c, int64_t deadline)
 {
 	struct coil__waiter w;
 	coil_task *self;
-	int ret = check_parking(c, "coil_chan_join", &self);
+	int ret = coil__park_check(&c->prim, "coil_chan_join", &self);
 
 	if (ret < 0)
 		return ret;

@@ -46,16 +46,12 @@ bool coil_event_is_set(const coil_event *e)
 
 int coil_event_wait(coil_event *e, int64_t deadline)
 {
-	coil_task *self = coil__current();
 	struct coil__waiter w;
-	int ret = coil__prim_check(&e->prim, "coil_event_wait");
+	coil_task *self;
+	int ret = coil__park_check(&e->prim, "coil_event_wait", &self);
 
 	if (ret < 0)
 		return ret;
-	if (!self)
-		return -EPERM;
-	if (coil__cancel_pending(self))
-		return -ECANCELED;
 	if (e->set)
 		return 0;
 	return coil__waitq_park(&e->waiters, &w, NULL, deadline);

@@ -48,16 +48,12 @@ int coil_wait_group_done(coil_wait_group *wg)
 
 int coil_wait_group_wait(coil_wait_group *wg, int64_t deadline)
 {
-	coil_task *self = coil__current();
 	struct coil__waiter w;
-	int ret = coil__prim_check(&wg->prim, "coil_wait_group_wait");
+	coil_task *self;
+	int ret = coil__park_check(&wg->prim, "coil_wait_group_wait", &self);
 
 	if (ret < 0)
 		return ret;
-	if (!self)
-		return -EPERM;
-	if (coil__cancel_pending(self))
-		return -ECANCELED;
 	if (!wg->count)
 		return 0;
 	return coil__waitq_park(&wg->waiters, &w, NULL, deadline);
@@ -110,20 +106,14 @@ static void gather_interrupt(coil_task *self, int reason)
  */
 static int gather_check(coil_task *t, coil_task *self)
 {
-	if (!t)
-		return -EINVAL;
-	if (t->loop != self->loop)
-		return -EXDEV;
-	if (t == self)
-		return -EDEADLK;
-	if (t->flags & (TASK_DETACHED | TASK_MAIN))
-		return -EINVAL;
-	if (t->joiner)
-		return t->joiner == self ? -EINVAL : -EBUSY;
-	if (t->flags & TASK_CLAIMED)
-		return -EBUSY;
-	t->joiner = self;
-	return 0;
+	int ret;
+
+	if (t && t->joiner == self)
+		return -EINVAL; /* listed twice */
+	ret = coil__join_refusal(t, self);
+	if (ret == 0)
+		t->joiner = self;
+	return ret;
 }
 
 static void unmark_joined(coil_task **tasks, unsigned n)

@@ -27,8 +27,6 @@ struct join_watch {
 
 static int check_case(const coil_select_case *sc, coil_task *self)
 {
-	coil_task *t;
-
 	switch (sc->kind) {
 	case COIL_SELECT_RECV:
 	case COIL_SELECT_SEND:
@@ -41,17 +39,7 @@ static int check_case(const coil_select_case *sc, coil_task *self)
 		return sc->future ? coil__future_check(sc->future, "coil_select")
 				  : -EINVAL;
 	case COIL_SELECT_JOIN:
-		/* What coil_join refuses. */
-		t = sc->task;
-		if (!t)
-			return -EINVAL;
-		if (t->loop != self->loop)
-			return -EXDEV;
-		if (t == self)
-			return -EDEADLK;
-		if (t->flags & (TASK_DETACHED | TASK_MAIN))
-			return -EINVAL;
-		return t->joiner || (t->flags & TASK_CLAIMED) ? -EBUSY : 0;
+		return coil__join_refusal(sc->task, self);
 	case COIL_SELECT_TIMER:
 		return 0;
 	}

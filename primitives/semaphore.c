@@ -24,16 +24,12 @@ int coil_sem_destroy(coil_sem *s)
 
 int coil_sem_acquire(coil_sem *s, int64_t deadline)
 {
-	coil_task *self = coil__current();
 	struct coil__waiter w;
-	int ret = coil__prim_check(&s->prim, "coil_sem_acquire");
+	coil_task *self;
+	int ret = coil__park_check(&s->prim, "coil_sem_acquire", &self);
 
 	if (ret < 0)
 		return ret;
-	if (!self)
-		return -EPERM;
-	if (coil__cancel_pending(self))
-		return -ECANCELED;
 	/* Waiters exist only while the count is zero (see coil_sem_release). */
 	if (s->count) {
 		s->count--;

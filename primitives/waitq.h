@@ -104,6 +104,26 @@ static inline void coil__prim_bind(coil__prim *p, coil__loop *l)
 int coil__prim_check(coil__prim *p, const char *call);
 
 /*
+ * The checks every parking call starts with: 0 and the running task in
+ * *self, or the misuse error of coil__prim_check, -EPERM outside a task,
+ * -ECANCELED in a cancelled task.
+ */
+static inline int coil__park_check(coil__prim *p, const char *call,
+				   coil_task **self)
+{
+	int ret = __builtin_expect(coil__prim_ok(p), 1)
+			  ? 0
+			  : coil__prim_check(p, call);
+
+	if (ret < 0)
+		return ret;
+	*self = coil__current();
+	if (!*self)
+		return -EPERM;
+	return coil__cancel_pending(*self) ? -ECANCELED : 0;
+}
+
+/*
  * Mark p destroyed, unless busy (tasks are parked on it): then log and
  * return -EBUSY, leaving p usable. A second destroy returns -EINVAL.
  */

@@ -33,7 +33,7 @@ static int run_status(coil_fn *fn, void *arg)
 	return status;
 }
 
-static coil_task *spawn(coil_fn *fn, void *arg, const coil_task_opts *opts)
+static coil_task *spawn_with(coil_fn *fn, void *arg, const coil_task_opts *opts)
 {
 	coil_task *t = NULL;
 
@@ -54,17 +54,6 @@ static void yield_until_ended(coil_task *t)
 static unsigned live_stacks(void)
 {
 	return coil__this_loop->stacks.live;
-}
-
-/* Handles not released yet: ended tasks keep theirs until joined or detached. */
-static unsigned unreleased_tasks(void)
-{
-	unsigned n = 0;
-
-	for (coil_task *t = coil__this_loop->tasks.next;
-	     t != &coil__this_loop->tasks; t = t->next)
-		n++;
-	return n;
 }
 
 /* Parks until cancelled; what the sleep returned proves it woke and cleaned up. */
@@ -177,7 +166,7 @@ static int states_main(void *arg)
 	(void)arg;
 	ck_assert_int_eq(coil_task_state(coil_current()), COIL_TASK_RUNNING);
 	for (int i = 0; i < 5; i++) {
-		t[i] = spawn(note_state_and_return, &o[i], NULL);
+		t[i] = spawn_with(note_state_and_return, &o[i], NULL);
 		ck_assert_int_eq(coil_task_state(t[i]), COIL_TASK_PENDING);
 	}
 	for (int i = 0; i < 5; i++) {
@@ -187,7 +176,7 @@ static int states_main(void *arg)
 		ck_assert_int_eq(join(t[i]), o[i].ret);
 	}
 	/* Parked is still RUNNING. */
-	sleeper = spawn(sleep_forever, &woke_with, NULL);
+	sleeper = spawn_with(sleep_forever, &woke_with, NULL);
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_task_state(sleeper), COIL_TASK_RUNNING);
 	ck_assert_int_eq(coil_cancel(sleeper), 0);
@@ -237,11 +226,11 @@ static int join_errors_main(void *arg)
 	(void)arg;
 	ck_assert_int_eq(coil_join(NULL, &status, COIL_NEVER), -EINVAL);
 	ck_assert_int_eq(coil_join(coil_current(), &status, COIL_NEVER), -EDEADLK);
-	d = spawn(return_arg, NULL, &detached);
+	d = spawn_with(return_arg, NULL, &detached);
 	ck_assert_int_eq(coil_join(d, &status, COIL_NEVER), -EINVAL);
 
-	j.target = target = spawn(yield_until_released, &release, NULL);
-	joining = spawn(join_target, &j, NULL);
+	j.target = target = spawn_with(yield_until_released, &release, NULL);
+	joining = spawn_with(join_target, &j, NULL);
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_join(target, &status, COIL_NEVER), -EBUSY);
 	ck_assert_int_eq(status, INT_MIN);
@@ -268,7 +257,7 @@ static int time_out_when_released(void *arg)
 static int join_deadline_main(void *arg)
 {
 	bool release = false;
-	coil_task *t = spawn(time_out_when_released, &release, NULL);
+	coil_task *t = spawn_with(time_out_when_released, &release, NULL);
 	int status = INT_MIN;
 
 	(void)arg;
@@ -372,7 +361,7 @@ static int yield_main(void *arg)
 
 	(void)arg;
 	for (int i = 0; i < YIELDERS; i++)
-		t[i] = spawn(note_turn_and_yield, ARG(i), NULL);
+		t[i] = spawn_with(note_turn_and_yield, ARG(i), NULL);
 	for (int i = 0; i < YIELDERS; i++)
 		ck_assert_int_eq(join(t[i]), 0);
 	return 0;
@@ -393,7 +382,7 @@ END_TEST
 static int cancel_sleep_main(void *arg)
 {
 	int *woke_with = arg;
-	coil_task *t = spawn(sleep_forever, woke_with, NULL);
+	coil_task *t = spawn_with(sleep_forever, woke_with, NULL);
 
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(*woke_with, 1);
@@ -419,8 +408,8 @@ static int cancel_joiner_main(void *arg)
 	coil_task *joining;
 
 	(void)arg;
-	j.target = spawn(yield_until_released, &release, NULL);
-	joining = spawn(join_target, &j, NULL);
+	j.target = spawn_with(yield_until_released, &release, NULL);
+	joining = spawn_with(join_target, &j, NULL);
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_cancel(joining), 0);
 	ck_assert_int_eq(join(joining), 0);
@@ -455,7 +444,7 @@ static int yield_once(void *arg)
 static int cancel_yield_main(void *arg)
 {
 	struct yielder *y = arg;
-	coil_task *t = spawn(yield_once, y, NULL);
+	coil_task *t = spawn_with(yield_once, y, NULL);
 
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert(y->yielding);
@@ -489,7 +478,7 @@ static int park_again_and_again(void *arg)
 	a->yield = coil_yield();
 	a->sleep_never = coil_sleep_until(COIL_NEVER);
 	a->sleep_later = coil_sleep_until(coil_now() + COIL_SEC(60));
-	other = spawn(return_arg, NULL, NULL);
+	other = spawn_with(return_arg, NULL, NULL);
 	a->join = coil_join(other, NULL, COIL_NEVER);
 	ck_assert_int_eq(coil_detach(other), 0);
 	return 0;
@@ -497,7 +486,7 @@ static int park_again_and_again(void *arg)
 
 static int after_cancel_main(void *arg)
 {
-	coil_task *t = spawn(park_again_and_again, arg, NULL);
+	coil_task *t = spawn_with(park_again_and_again, arg, NULL);
 
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_cancel(t), 0);
@@ -546,8 +535,8 @@ static int note_ran(void *arg)
 static int cancel_pending_main(void *arg)
 {
 	bool *ran = arg;
-	coil_task *t = spawn(note_ran, &ran[0], NULL);
-	coil_task *d = spawn(note_ran, &ran[1], &detached);
+	coil_task *t = spawn_with(note_ran, &ran[0], NULL);
+	coil_task *d = spawn_with(note_ran, &ran[1], &detached);
 
 	ck_assert_int_eq(coil_cancel(t), 0);
 	ck_assert_int_eq(coil_cancel(d), 0);
@@ -571,8 +560,8 @@ END_TEST
 
 static int cancel_ended_main(void *arg)
 {
-	coil_task *ok = spawn(return_arg, ARG(3), NULL);
-	coil_task *failed = spawn(return_arg, ARG(-EIO), NULL);
+	coil_task *ok = spawn_with(return_arg, ARG(3), NULL);
+	coil_task *failed = spawn_with(return_arg, ARG(-EIO), NULL);
 
 	(void)arg;
 	ck_assert_int_eq(coil_cancel(NULL), -EINVAL);
@@ -614,7 +603,7 @@ static int detach_many_main(void *arg)
 		CHECK(coil_spawn(NULL, count_down, &left, &detached) == 0,
 		      "spawn %d", i);
 	/* A handle can be had too; it stays valid until the task ends. */
-	t = spawn(count_down, &left, &detached);
+	t = spawn_with(count_down, &left, &detached);
 	ck_assert_uint_eq(coil_task_id(t), 1001);
 	ck_assert_uint_eq(live_stacks(), 1001);
 	while (left) {
@@ -653,7 +642,7 @@ static int detached_failure_main(void *arg)
 
 	(void)arg;
 	for (int i = 0; i < 3; i++)
-		spawn(do_job, &jobs[i],
+		spawn_with(do_job, &jobs[i],
 		      &(coil_task_opts){ .name = names[i], .detached = true });
 	for (int i = 0; !jobs[0].done || !jobs[1].done || !jobs[2].done; i++) {
 		CHECK(i < 100, "the detached tasks did not end");
@@ -663,7 +652,7 @@ static int detached_failure_main(void *arg)
 	ck_assert(!log_has(COIL_LOG_ERROR, "quiet"));
 
 	/* Detached only after it failed: reported then. */
-	late = spawn(return_arg, ARG(-EPIPE), &(coil_task_opts){ .name = "late-detach" });
+	late = spawn_with(return_arg, ARG(-EPIPE), &(coil_task_opts){ .name = "late-detach" });
 	yield_until_ended(late);
 	ck_assert(!log_has(COIL_LOG_ERROR, "late-detach"));
 	ck_assert_int_eq(coil_detach(late), 0);
@@ -687,12 +676,12 @@ static int detach_errors_main(void *arg)
 	(void)arg;
 	ck_assert_int_eq(coil_detach(NULL), -EINVAL);
 
-	t = spawn(return_arg, NULL, NULL);
+	t = spawn_with(return_arg, NULL, NULL);
 	ck_assert_int_eq(coil_detach(t), 0);
 	ck_assert_int_eq(coil_detach(t), -EINVAL);
 
-	j.target = spawn(yield_until_released, &release, NULL);
-	joining = spawn(join_target, &j, NULL);
+	j.target = spawn_with(yield_until_released, &release, NULL);
+	joining = spawn_with(join_target, &j, NULL);
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(coil_detach(j.target), -EBUSY);
 	release = true;
@@ -700,7 +689,7 @@ static int detach_errors_main(void *arg)
 	ck_assert_int_eq(j.status, 5);
 
 	/* Detaching an ended task releases it at once. */
-	ended = spawn(return_arg, NULL, NULL);
+	ended = spawn_with(return_arg, NULL, NULL);
 	yield_until_ended(ended);
 	ck_assert_uint_eq(unreleased_tasks(), 2);
 	ck_assert_int_eq(coil_detach(ended), 0);
@@ -725,16 +714,16 @@ static int names_main(void *arg)
 	(void)arg;
 	ck_assert_str_eq(coil_task_name(coil_current()), "main");
 	ck_assert_uint_eq(coil_task_id(coil_current()), 1);
-	named = spawn(return_arg, NULL, &(coil_task_opts){ .name = buf });
+	named = spawn_with(return_arg, NULL, &(coil_task_opts){ .name = buf });
 	strcpy(buf, "changed");
 	ck_assert_str_eq(coil_task_name(named), "worker");
 
-	anon = spawn(return_arg, NULL, NULL);
+	anon = spawn_with(return_arg, NULL, NULL);
 	snprintf(unnamed, sizeof(unnamed), "task-%llu",
 		 (unsigned long long)coil_task_id(anon));
 	ck_assert_str_eq(coil_task_name(anon), unnamed);
 
-	longer = spawn(return_arg, NULL, &(coil_task_opts){
+	longer = spawn_with(return_arg, NULL, &(coil_task_opts){
 		.name = "0123456789012345678901234567890123456789" });
 	ck_assert_str_eq(coil_task_name(longer), "0123456789012345678901234567890");
 
@@ -770,7 +759,7 @@ static int local_main(void *arg)
 
 	(void)arg;
 	ck_assert_ptr_null(coil_task_local(coil_current()));
-	t = spawn(swap_local, x, &(coil_task_opts){ .local = x });
+	t = spawn_with(swap_local, x, &(coil_task_opts){ .local = x });
 	ck_assert_ptr_eq(coil_task_local(t), x);
 	yield_until_ended(t);
 	ck_assert_ptr_eq(coil_task_local(t), x + 1);
@@ -789,12 +778,12 @@ static int leave_sleepers_main(void *arg)
 {
 	int *woke_with = arg;
 
-	spawn(sleep_forever, &woke_with[0], &(coil_task_opts){ .name = "sleeper-a" });
-	spawn(sleep_forever, &woke_with[1], &(coil_task_opts){ .name = "sleeper-b" });
+	spawn_with(sleep_forever, &woke_with[0], &(coil_task_opts){ .name = "sleeper-a" });
+	spawn_with(sleep_forever, &woke_with[1], &(coil_task_opts){ .name = "sleeper-b" });
 	ck_assert_int_eq(coil_yield(), 0);
 	ck_assert_int_eq(woke_with[0], 1);
 	/* Never runs: cancelled while pending. */
-	spawn(sleep_forever, &woke_with[2], &(coil_task_opts){ .name = "never-ran" });
+	spawn_with(sleep_forever, &woke_with[2], &(coil_task_opts){ .name = "never-ran" });
 	return 9;
 }
 
@@ -830,7 +819,7 @@ static int ignore_cancel(void *arg)
 static int leave_stubborn_main(void *arg)
 {
 	(void)arg;
-	spawn(ignore_cancel, NULL, &(coil_task_opts){ .name = "stubborn" });
+	spawn_with(ignore_cancel, NULL, &(coil_task_opts){ .name = "stubborn" });
 	ck_assert_int_eq(coil_yield(), 0);
 	return 4;
 }
@@ -866,7 +855,7 @@ static int spawn_spinner_when_cancelled(void *arg)
 {
 	(void)arg;
 	ck_assert_int_eq(coil_sleep_until(COIL_NEVER), -ECANCELED);
-	spawn(yield_forever, NULL, &(coil_task_opts){ .name = "spinner",
+	spawn_with(yield_forever, NULL, &(coil_task_opts){ .name = "spinner",
 						      .detached = true });
 	return 0;
 }
@@ -874,7 +863,7 @@ static int spawn_spinner_when_cancelled(void *arg)
 static int leave_spinner_main(void *arg)
 {
 	(void)arg;
-	spawn(spawn_spinner_when_cancelled, NULL, &detached);
+	spawn_with(spawn_spinner_when_cancelled, NULL, &detached);
 	ck_assert_int_eq(coil_yield(), 0);
 	return 4;
 }
@@ -895,9 +884,9 @@ END_TEST
 
 static int forget_failures_main(void *arg)
 {
-	coil_task *failed = spawn(return_arg, ARG(-EPIPE),
+	coil_task *failed = spawn_with(return_arg, ARG(-EPIPE),
 				  &(coil_task_opts){ .name = "forgotten" });
-	coil_task *fine = spawn(return_arg, ARG(0),
+	coil_task *fine = spawn_with(return_arg, ARG(0),
 				&(coil_task_opts){ .name = "fine-unjoined" });
 
 	(void)arg;
@@ -927,8 +916,8 @@ static int fail_with_int_min(void *arg)
 static int forget_int_min_main(void *arg)
 {
 	(void)arg;
-	spawn(fail_with_int_min, NULL, &(coil_task_opts){ .name = "not-an-errno" });
-	spawn(fail_with_int_min, NULL,
+	spawn_with(fail_with_int_min, NULL, &(coil_task_opts){ .name = "not-an-errno" });
+	spawn_with(fail_with_int_min, NULL,
 	      &(coil_task_opts){ .name = "detached-not-an-errno", .detached = true });
 	ck_assert_int_eq(coil_yield(), 0);
 	return 0;
@@ -979,7 +968,7 @@ static int joined_main(void *arg)
 	struct main_joiner *j = arg;
 
 	j->main = coil_current();
-	spawn(join_main, j, NULL);
+	spawn_with(join_main, j, NULL);
 	ck_assert_int_eq(coil_yield(), 0);
 	return 6;
 }
@@ -1016,7 +1005,7 @@ static int detach_self(void *arg)
 {
 	struct self_detach *d = arg;
 
-	spawn(check_handles_at_shutdown, &d->checked, &detached);
+	spawn_with(check_handles_at_shutdown, &d->checked, &detached);
 	ck_assert_int_eq(coil_yield(), 0);
 	d->detach = coil_detach(coil_current());
 	return 6;
@@ -1042,7 +1031,7 @@ struct deadlock {
 static int deadlock_main(void *arg)
 {
 	struct deadlock *d = arg;
-	coil_task *t = spawn(sleep_forever, &d->woke_with,
+	coil_task *t = spawn_with(sleep_forever, &d->woke_with,
 			     &(coil_task_opts){ .name = "stuck" });
 
 	d->join = coil_join(t, NULL, COIL_NEVER);
@@ -1071,7 +1060,7 @@ static int watch_main(void *arg)
 	struct watch_record a = { .watch.ended = record_end };
 	struct watch_record b = { .watch.ended = record_end };
 	struct watch_record gone = { .watch.ended = record_end };
-	coil_task *t = spawn(return_arg, ARG(-EIO), NULL);
+	coil_task *t = spawn_with(return_arg, ARG(-EIO), NULL);
 	int status;
 
 	(void)arg;
@@ -1136,7 +1125,7 @@ static int no_stack_main(void *arg)
 		ck_assert_ptr_eq(t, ARG(1));
 		ck_assert_uint_eq(pool->live, live);
 		ck_assert_uint_eq(unreleased_tasks(), tasks);
-		ck_assert_int_eq(join(spawn(return_arg, ARG(i + 10), &sizes[i])), i + 10);
+		ck_assert_int_eq(join(spawn_with(return_arg, ARG(i + 10), &sizes[i])), i + 10);
 	}
 	return 0;
 }
@@ -1163,7 +1152,7 @@ static int bad_spawn_main(void *arg)
 	ck_assert_ptr_eq(t, ARG(1));
 	ck_assert_uint_eq(live_stacks(), live);
 	/* The smallest stack allowed works. */
-	return join(spawn(return_arg, ARG(2),
+	return join(spawn_with(return_arg, ARG(2),
 			  &(coil_task_opts){ .stack_size = 16 * 1024 }));
 }
 

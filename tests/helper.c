@@ -246,3 +246,101 @@ void remove_tree(const char *dir)
 {
 	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+coil_task *spawn(coil_fn *fn, void *arg)
+{
+	coil_task *t = NULL;
+
+	ck_assert_int_eq(coil_spawn(&t, fn, arg, NULL), 0);
+	return t;
+}
+
+void until_parked(coil_task *t)
+{
+	for (int i = 0; !parked(t); i++) {
+		CHECK(i < 1000, "%s never parked", coil_task_name(t));
+		ck_assert_int_eq(coil_yield(), 0);
+	}
+}
+
+unsigned unreleased_tasks(void)
+{
+	unsigned n = 0;
+
+	for (coil_task *t = coil__this_loop->tasks.next;
+	     t != &coil__this_loop->tasks; t = t->next)
+		n++;
+	return n;
+}
+
+struct outside {
+	void (*fn)(void *arg);
+	void *arg;
+	bool done;
+};
+
+static void outside_cb(coil_timer *timer, void *arg)
+{
+	struct outside *o = arg;
+
+	(void)timer;
+	o->fn(o->arg);
+	o->done = true;
+}
+
+void outside_task(void (*fn)(void *arg), void *arg)
+{
+	struct outside o = { fn, arg, false };
+	coil_timer timer;
+
+	coil_timer_init(&timer, outside_cb, &o);
+	ck_assert_int_eq(coil_timer_arm(&timer, 0), 0);
+	while (!o.done)
+		ck_assert_int_eq(coil_yield(), 0);
+}
+
+struct foreign {
+	coil_fn *fn;
+	void *arg;
+	int ret;
+	bool loop;
+};
+
+static int foreign_main(void *arg)
+{
+	struct foreign *f = arg;
+
+	f->ret = f->fn(f->arg);
+	return 0;
+}
+
+static void *foreign_thread(void *arg)
+{
+	struct foreign *f = arg;
+
+	if (f->loop)
+		ck_assert_int_eq(coil_run(foreign_main, f, NULL), 0);
+	else
+		foreign_main(f);
+	return NULL;
+}
+
+static int in_a_thread(coil_fn *fn, void *arg, bool loop)
+{
+	struct foreign f = { fn, arg, INT_MIN, loop };
+	pthread_t th;
+
+	ck_assert_int_eq(pthread_create(&th, NULL, foreign_thread, &f), 0);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	return f.ret;
+}
+
+int in_another_loop(coil_fn *fn, void *arg)
+{
+	return in_a_thread(fn, arg, true);
+}
+
+int in_a_thread_without_loop(coil_fn *fn, void *arg)
+{
+	return in_a_thread(fn, arg, false);
+}

@@ -119,6 +119,25 @@ int make_suite_dir(char *dir, size_t len, const char *suite);
 void make_test_dir(char *dir, size_t len, const char *suite_dir);
 void remove_tree(const char *dir);
 
+/* Spawn fn(arg) as a joinable task, failing the test if it cannot. */
+coil_task *spawn(coil_fn *fn, void *arg);
+
+/* From a task: yield until t is parked (it ran up to its parking call). */
+void until_parked(coil_task *t);
+
+/* Handles of this loop not released yet, main's included. */
+unsigned unreleased_tasks(void);
+
+/* From a task: run fn(arg) in a timer callback, on the loop, outside any task. */
+void outside_task(void (*fn)(void *arg), void *arg);
+
+/*
+ * fn(arg) run as the main task of a loop on another thread, or on a thread
+ * with no loop at all; what it returned.
+ */
+int in_another_loop(coil_fn *fn, void *arg);
+int in_a_thread_without_loop(coil_fn *fn, void *arg);
+
 /* Kernel version as major * 100 + minor, e.g. 618 for 6.18. */
 int kernel_version(void);
 

@@ -15,14 +15,6 @@
 #define ARG(n) ((void *)(intptr_t)(n))
 #define INT(p) ((int)(intptr_t)(p))
 
-static coil_task *spawn(coil_fn *fn, void *arg)
-{
-	coil_task *t = NULL;
-
-	ck_assert_int_eq(coil_spawn(&t, fn, arg, NULL), 0);
-	return t;
-}
-
 static pthread_t start_thread(void *(*fn)(void *), void *arg)
 {
 	pthread_t th;

@@ -41,17 +41,6 @@ static int kid_main(void *arg)
 	return k->woke < 0 ? k->woke : k->ret;
 }
 
-/* Handles not released yet, main's included. */
-static unsigned unreleased_tasks(void)
-{
-	unsigned n = 0;
-
-	for (coil_task *t = coil__this_loop->tasks.next; t != &coil__this_loop->tasks;
-	     t = t->next)
-		n++;
-	return n;
-}
-
 static void spawn_kid(coil_group *g, struct kid *k, coil_task **out)
 {
 	ck_assert_int_eq(coil_group_spawn(g, out, kid_main, k, NULL), 0);
