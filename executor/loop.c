@@ -131,16 +131,15 @@ static void timeout_fired(coil_op *op, const struct io_uring_cqe *cqe)
 static void arm_timeout(coil__loop *l, int64_t at)
 {
 	__u64 data = coil_ring_msg_data(&l->timeout); /* not an op in flight */
-	struct io_uring_sqe *sqe;
+	/* First: on a full SQ this dispatches, and the timeout may fire. */
+	struct io_uring_sqe *sqe = coil_ring_sqe(&l->ring, NULL);
 
 	l->timeout_ts.tv_sec = at / COIL_SEC(1);
 	l->timeout_ts.tv_nsec = at % COIL_SEC(1);
 	if (l->timeout_at == COIL_NEVER) {
-		sqe = coil_ring_sqe(&l->ring, NULL);
 		io_uring_prep_timeout(sqe, &l->timeout_ts, 0, IORING_TIMEOUT_ABS);
 		io_uring_sqe_set_data64(sqe, data);
 	} else {
-		sqe = coil_ring_sqe(&l->ring, NULL);
 		io_uring_prep_timeout_update(sqe, &l->timeout_ts, data,
 					     IORING_TIMEOUT_ABS);
 	}
