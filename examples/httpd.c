@@ -60,6 +60,11 @@ static int root_fd = -1;		/* --root, O_PATH; -1: the fixed page */
 static struct conn *conns;
 static char date[64];			/* "Date: ...\r\n", once a second */
 static time_t date_time;
+static int64_t date_checked;		/* loop time of the last clock look */
+/* The keep-alive answer to GET /, whole: it changes with the date only. */
+static char fixed[ANSWER_MAX];
+static size_t fixed_len;
+static time_t fixed_time;		/* the date_time it was made with */
 
 /* ---- answers */
 
@@ -86,18 +91,34 @@ static const char *reason(int status)
 	}
 }
 
+/*
+ * The Date line, renewed when the second changes. The wall clock is looked
+ * at once per 50 ms of loop time, not for every answer: Date may lag that
+ * much.
+ */
+static void update_date(void)
+{
+	int64_t now_loop = coil_loop_now();
+	time_t now;
+	struct tm tm;
+
+	if (now_loop - date_checked < COIL_MSEC(50) && date_time)
+		return;
+	date_checked = now_loop;
+	now = time(NULL);
+	if (now == date_time)
+		return;
+	date_time = now;
+	strftime(date, sizeof(date), "Date: %a, %d %b %Y %T GMT\r\n",
+		 gmtime_r(&now, &tm));
+}
+
 static void put_head(struct conn *c, const struct request *req, int status,
 		     const char *type, uint64_t len)
 {
 	char num[24], *p = num + sizeof(num);
-	time_t now = time(NULL); /* the vDSO: no syscall */
-	struct tm tm;
 
-	if (now != date_time) {
-		date_time = now;
-		strftime(date, sizeof(date), "Date: %a, %d %b %Y %T GMT\r\n",
-			 gmtime_r(&now, &tm));
-	}
+	update_date();
 	*--p = '\0';
 	do
 		*--p = (char)('0' + len % 10);
@@ -132,10 +153,28 @@ static void put_text(struct conn *c, const struct request *req, int status)
 	}
 }
 
+/* The fixed page for a keep-alive HTTP/1.1 GET: the most common answer. */
+static void put_fixed(struct conn *c, const struct request *req)
+{
+	size_t start = c->out_len;
+
+	update_date();
+	if (!fixed_len || fixed_time != date_time) {
+		/* Made in c's buffer like any answer, then kept for the others. */
+		put_text(c, req, 200);
+		fixed_len = c->out_len - start;
+		fixed_time = date_time;
+		memcpy(fixed, c->out + start, fixed_len);
+		return;
+	}
+	memcpy(c->out + start, fixed, fixed_len);
+	c->out_len += fixed_len;
+}
+
 static int flush(struct conn *c)
 {
 	int ret = coil_send_all(c->fd, c->out, c->out_len, NULL,
-				coil_now() + timeout);
+				coil_loop_now() + timeout);
 
 	c->out_len = 0;
 	return ret;
@@ -301,7 +340,7 @@ static int open_beneath(const char *path)
 	coil_io io;
 
 	io_uring_prep_openat2(coil_io_prep(&io), root_fd, path, &how);
-	return coil_io_await(&io, coil_now() + timeout);
+	return coil_io_await(&io, coil_loop_now() + timeout);
 }
 
 /* Returns the fd with *st filled in, -EISDIR, -EACCES (not a regular file). */
@@ -313,7 +352,7 @@ static int open_regular(const char *path, struct statx *st)
 	if (fd < 0)
 		return fd;
 	ret = coil_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, st,
-			 coil_now() + timeout);
+			 coil_loop_now() + timeout);
 	if (ret == 0 && S_ISREG(st->stx_mode))
 		return fd;
 	coil_close(fd);
@@ -369,7 +408,7 @@ static int send_file(struct conn *c, const struct request *req, int fd,
 		if (room > size - off)
 			room = size - off;
 		n = coil_read(fd, c->out + c->out_len, room, (int64_t)off,
-			      coil_now() + timeout);
+			      coil_loop_now() + timeout);
 		if (n <= 0) /* shrunk: our Content-Length cannot be kept */
 			return n < 0 ? (int)n : -EIO;
 		c->out_len += n;
@@ -423,6 +462,9 @@ static int answer(struct conn *c, const struct request *req)
 		put_text(c, req, req->status);
 	else if (root_fd >= 0)
 		return serve_file(c, req);
+	else if (req->path_len == 1 && req->keep_alive && !req->http10 &&
+		 !req->head)
+		put_fixed(c, req);
 	else
 		put_text(c, req, req->path_len == 1 ? 200 : 404);
 	return 0;
@@ -475,7 +517,7 @@ static void serve_conn(struct conn *c)
 	do {
 		ssize_t n = coil_recv(c->fd, c->in + c->in_len,
 				      HEAD_MAX - c->in_len, 0,
-				      coil_now() + timeout);
+				      coil_loop_now() + timeout);
 
 		if (n <= 0) /* closed, reset, idle too long, or cancelled */
 			return;

@@ -151,6 +151,30 @@ head_has_no_body() {
 	esac
 }
 
+# dates TEXT: the Date lines of the answers in TEXT, as seconds since 1970.
+dates() {
+	printf '%s\n' "$1" | tr -d '\r' | sed -n 's/^Date: //p' |
+		while read -r d; do date -d "$d" +%s; done
+}
+
+# The cached answer to a keep-alive GET / carries the current date, and a
+# new one once the second has changed.
+fixed_answer_dated() {
+	local two='GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n'
+	local before first later n
+	before=$(date +%s)
+	first=$(dates "$(raw "$two")") || return 1
+	is "$(printf '%s\n' "$first" | wc -l)" 2 || return 1
+	for n in $first; do
+		[ "$n" -ge "$before" ] && [ "$n" -le $((before + 5)) ] ||
+			{ echo "Date $n, now $before"; return 1; }
+	done
+	sleep 1.1
+	later=$(dates "$(raw "$two")" | head -n 1)
+	[ "$later" -gt "$(printf '%s\n' "$first" | head -n 1)" ] ||
+		{ echo "Date not renewed: $first then $later"; return 1; }
+}
+
 big_header() {
 	local h
 	h=$(head -c 16384 /dev/zero | tr '\0' a)
@@ -180,6 +204,7 @@ quiet() {
 start plain
 check "GET / is 200" is "$(status "$base/")" 200
 check "GET / body" is "$(get "$base/")" "hello from coil"
+check "keep-alive answers carry the current Date, renewed" fixed_answer_dated
 check "GET /?query is the same page" is "$(get "$base/?a=1")" "hello from coil"
 check "keep-alive reuses the connection" reuses
 check "pipelined requests answered in order" closes \
