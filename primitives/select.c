@@ -113,7 +113,11 @@ int coil_select(coil_select_case *cases, unsigned n, int64_t deadline)
 		return -EPERM;
 	if (coil__cancel_pending(self))
 		return -ECANCELED;
-	now = coil_now();
+	/* The clock only for timer cases: nothing else asks the time. */
+	now = 0;
+	for (i = 0; i < n && !now; i++)
+		if (cases[i].kind == COIL_SELECT_TIMER)
+			now = coil_now();
 	for (i = 0; i < n; i++)
 		if (poll_case(&cases[i], now))
 			return (int)i;
@@ -163,9 +167,9 @@ int coil_select(coil_select_case *cases, unsigned n, int64_t deadline)
 		if (cases[i].kind == COIL_SELECT_JOIN) {
 			coil__task_unwatch(cases[i].task, &watches[i].watch);
 			cases[i].task->flags &= ~TASK_CLAIMED;
-		}
-		else if (cases[i].kind == COIL_SELECT_FUTURE)
+		} else if (cases[i].kind == COIL_SELECT_FUTURE) {
 			coil__remote_wait_end(self->loop);
+		}
 	}
 	if (s.fired >= 0) {
 		/* A join case's task is ended: poll_case releases it. */
