@@ -32,19 +32,6 @@
 
 /* ----------------------------------------------------------- helpers */
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
 static int int_opt(int fd, int level, int name)
 {
 	socklen_t len = sizeof(int);

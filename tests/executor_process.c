@@ -869,24 +869,11 @@ END_TEST
 
 /* ------------------------------------------------------------- destroy */
 
-/* Entries of /proc/self/fd: the process's open fds (and the listing's own). */
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 static int destroy_reaps(void *arg)
 {
 	struct held c;
 	coil_process p;
-	int fds = open_fds(), status = -1;
+	int fds = count_fds(), status = -1;
 	pid_t pid;
 
 	(void)arg;
@@ -895,10 +882,10 @@ static int destroy_reaps(void *arg)
 	coil_process_destroy(&c.p);
 	ck_assert(reaped(c.pid));
 	close(c.stdin_w);
-	ck_assert_int_eq(open_fds(), fds);
+	ck_assert_int_eq(count_fds(), fds);
 	/* A second destroy finds nothing to do. */
 	coil_process_destroy(&c.p);
-	ck_assert_int_eq(open_fds(), fds);
+	ck_assert_int_eq(count_fds(), fds);
 
 	/* A child that exited and was not reaped: reaped. */
 	spawn_sh(&p, "exit 0", NULL);
@@ -906,7 +893,7 @@ static int destroy_reaps(void *arg)
 	await_exit_unreaped(pid);
 	coil_process_destroy(&p);
 	ck_assert(reaped(pid));
-	ck_assert_int_eq(open_fds(), fds);
+	ck_assert_int_eq(count_fds(), fds);
 
 	/* After a wait: harmless, twice. */
 	spawn_sh(&p, "exit 6", NULL);
@@ -914,7 +901,7 @@ static int destroy_reaps(void *arg)
 	ck_assert_int_eq(WEXITSTATUS(status), 6);
 	coil_process_destroy(&p);
 	coil_process_destroy(&p);
-	ck_assert_int_eq(open_fds(), fds);
+	ck_assert_int_eq(count_fds(), fds);
 	ck_assert(no_children());
 	ck_assert_uint_eq(inflight(), 0);
 	return 0;

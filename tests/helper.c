@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <ftw.h>
 #include <limits.h>
 #include <signal.h>
@@ -343,4 +344,16 @@ int in_another_loop(coil_fn *fn, void *arg)
 int in_a_thread_without_loop(coil_fn *fn, void *arg)
 {
 	return in_a_thread(fn, arg, false);
+}
+
+int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
 }

@@ -119,6 +119,9 @@ int make_suite_dir(char *dir, size_t len, const char *suite);
 void make_test_dir(char *dir, size_t len, const char *suite_dir);
 void remove_tree(const char *dir);
 
+/* Entries of /proc/self/fd: the open fds, the listing's own included. */
+int count_fds(void);
+
 /* Spawn fn(arg) as a joinable task, failing the test if it cannot. */
 coil_task *spawn(coil_fn *fn, void *arg);
 

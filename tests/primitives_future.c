@@ -23,18 +23,6 @@ static pthread_t start_thread(void *(*fn)(void *), void *arg)
 	return th;
 }
 
-static int count_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	int n = 0;
-
-	ck_assert_ptr_nonnull(d);
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n;
-}
-
 /* An awaiting task: what its await returned, and when it resumed. */
 struct awaiter {
 	coil_future *f;
