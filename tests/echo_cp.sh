@@ -48,10 +48,17 @@ echoes_bytes() {
 	head -c 1048576 <&3 >"$dir/back"
 	wait $!
 	exec 3>&-
-	cmp -s "$dir/in" "$dir/back" || return 1
+	if ! cmp "$dir/in" "$dir/back"; then
+		echo "$(wc -c <"$dir/back") bytes came back; the server said:"
+		cat "$dir/err"
+		return 1
+	fi
 	for i in $(seq 10); do
 		(exec 4<>"/dev/tcp/127.0.0.1/$port" && echo "line $i" >&4 &&
-		 read -r line <&4 && [ "$line" = "line $i" ]) || return 1
+		 read -r line <&4 && [ "$line" = "line $i" ]) && continue
+		echo "line $i did not come back; the server said:"
+		cat "$dir/err"
+		return 1
 	done
 }
 
