@@ -73,6 +73,12 @@
 #define COST_WARMUP	2000
 #define COST_REQUESTS	20000	/* under callgrind */
 #define TRACE_REQUESTS	10000	/* under strace, which stops every syscall */
+/*
+ * The wait a server is in when strace attaches, and the one it is in when
+ * strace detaches, may each be counted or not: the counts of two servers
+ * that enter alike differ by up to this many calls.
+ */
+#define EDGE_CALLS	2.0
 #define VALGRIND_MS	30000	/* start, stall and stop limits under valgrind */
 
 enum { COIL, RAW, EPOLL, LIBUV, NSERVERS };
@@ -1027,7 +1033,8 @@ static void run_costs(void)
 		printf("target echo_coil_instr_per_req <= 1.5 x raw: not measured\n");
 	if (servers[COIL].enter >= 0 && servers[RAW].enter >= 0)
 		printf("target echo_coil_enter_per_req <= raw: %s\n",
-		       servers[COIL].enter <= servers[RAW].enter ? "met" : "NOT met");
+		       servers[COIL].enter <= servers[RAW].enter + EDGE_CALLS /
+		       TRACE_REQUESTS ? "met" : "NOT met");
 	else
 		printf("target echo_coil_enter_per_req <= raw: not measured\n");
 	if (deadline >= 0 && servers[COIL].instr >= 0)
