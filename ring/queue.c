@@ -169,16 +169,28 @@ int coil_ring_wait(coil_ring *r, int64_t deadline)
 	int64_t left;
 	int ret, n;
 
+	ret = ring_state(r);
+	if (ret)
+		return ret;
+	/* Completions already in the CQ need no kernel entry. */
+	n = dispatch(r);
+	if (n)
+		return n;
 	for (;;) {
-		n = coil_ring_poll(r);
-		if (n != 0)
-			return n;
+		/*
+		 * One entry submits what is queued and waits. It returns at once
+		 * when an op completes as it is submitted, or when deferred work
+		 * or an overflow was pending: waiting runs and flushes them first.
+		 */
 		if (deadline == COIL_NEVER) {
 			ret = io_uring_submit_and_wait(&r->uring, 1);
 		} else {
 			left = deadline - coil_now();
-			if (left <= 0)
-				return -ETIMEDOUT;
+			if (left <= 0) {
+				/* Still submit what is queued, and take what came. */
+				n = coil_ring_poll(r);
+				return n ? n : -ETIMEDOUT;
+			}
 			ts.tv_sec = left / 1000000000;
 			ts.tv_nsec = left % 1000000000;
 			ret = io_uring_submit_and_wait_timeout(&r->uring, &cqe, 1,

@@ -68,10 +68,10 @@ void record_cqe(coil_op *op, const struct io_uring_cqe *cqe)
 int await_cqe(coil_ring *r, struct recorder *rec)
 {
 	int64_t deadline = coil_now() + COIL_SEC(3);
-	int before = rec->calls;
 
-	while (rec->calls == before)
+	while (rec->calls == rec->awaited)
 		ck_assert_int_gt(coil_ring_wait(r, deadline), 0);
+	rec->awaited = rec->calls;
 	return rec->res;
 }
 

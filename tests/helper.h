@@ -58,6 +58,7 @@ uint64_t below(uint64_t n);
 struct recorder {
 	coil_op op;
 	int calls;
+	int awaited;       /* calls await_cqe has returned for */
 	int res;           /* of the last CQE */
 	unsigned flags[8]; /* of the first CQEs */
 };
@@ -65,7 +66,11 @@ struct recorder {
 void record_cqe(coil_op *op, const struct io_uring_cqe *cqe);
 #define RECORDER { .op.complete = record_cqe }
 
-/* Wait (at most 3 s) for one more completion of rec; return its result. */
+/*
+ * Wait (at most 3 s) until rec has a completion that no earlier call
+ * returned (it may have come already, dispatched with another op's);
+ * return the result of the last one.
+ */
 int await_cqe(coil_ring *r, struct recorder *rec);
 
 /* A ring with the given options, failing the test if it cannot be made. */
