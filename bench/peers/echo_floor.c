@@ -3,16 +3,23 @@
  * connection, each receive and send one SQE, the task parked until its CQE,
  * woken through a FIFO ready queue, on coil's context switch), with none
  * of what a coil call adds: no deadline, no cancel, no misuse or fork
- * checks, no registered-file or valgrind support, everything in one file
- * the compiler sees whole. What coil costs per request beyond this figure
- * is the price of its calls' semantics, not of tasks and parking.
+ * checks, no registered-file or valgrind support, no batch limit.
+ *
+ * Built twice. echo_floor has the receive and the send inline in the
+ * task's loop, and each CQE names its task. echo_floor_ops (FLOOR_OPS)
+ * keeps the structure ../shared/design.md gives coil: the calls are out of
+ * line, as a library's are, find the running task in a thread local, and
+ * put an op on the task's stack whose completion handler the dispatch
+ * calls with the CQE, and which wakes the task. So the first figure is
+ * what tasks and parking cost, the second what that structure adds, and
+ * coil's own figure beyond it is the price of its calls' semantics.
  *
  *   echo_floor --port N [--deadline]
  *
  * (--deadline is accepted and ignored: bench/echo passes it to coil's.)
- * Not run by `make bench`; measure it with bench/echo in coil's place:
- *   bench/echo --coil bench/echo_floor --raw bench/echo_raw --epoll /none
- *              --libuv /none --rounds 1 --window-ms 100
+ * Not run by `make bench`; measure either with bench/echo in coil's place:
+ *   bench/echo --coil bench/echo_floor_ops --raw bench/echo_raw
+ *              --epoll /none --libuv /none --rounds 1 --window-ms 100
  * Runs until SIGTERM or SIGINT, then exits 0.
  */
 #include <arpa/inet.h>
@@ -61,38 +68,100 @@ static void make_ready(struct task *t)
 	ready_tail = &t->next_ready;
 }
 
-/* Park t until its op's CQE; return the CQE's result. */
-static int park(struct task *t)
+/* The running task, found as coil's calls find it. */
+static __thread struct task *current;
+
+/* Park the running task until make_ready; return its result. */
+static inline __attribute__((always_inline)) int park(void)
 {
+	struct task *t = current;
+
 	coil__context_switch(&t->ctx, &loop_ctx);
 	return t->res;
+}
+
+#ifdef FLOOR_OPS
+/* A library's calls: out of line, and opaque to the caller's registers. */
+#if defined(__clang__)
+#define CALL __attribute__((noinline))
+#else
+#define CALL __attribute__((noinline, noipa))
+#endif
+
+struct op {
+	void (*complete)(struct op *op, const struct io_uring_cqe *cqe);
+};
+
+struct io {
+	struct op op;
+	struct task *task;
+	int res;
+	unsigned flags;
+};
+
+static void io_complete(struct op *op, const struct io_uring_cqe *cqe)
+{
+	struct io *io = (struct io *)op;
+
+	io->res = cqe->res;
+	io->flags = cqe->flags;
+	io->task->res = cqe->res;
+	make_ready(io->task);
+}
+
+/* An op on the running task's stack, named by the SQE's user_data. */
+#define OP_START                                                           \
+	struct io io = { .op.complete = io_complete, .task = current };    \
+	void *data = &io.op
+#else
+#define CALL static inline __attribute__((always_inline))
+#define OP_START void *data = current
+#endif
+
+CALL int floor_recv(int fd, void *buf, size_t len)
+{
+	OP_START;
+	struct io_uring_sqe *sqe = get_sqe();
+
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	io_uring_sqe_set_data(sqe, data);
+	return park();
+}
+
+static inline __attribute__((always_inline)) int
+send_once(int fd, const void *buf, size_t len)
+{
+	OP_START;
+	struct io_uring_sqe *sqe = get_sqe();
+
+	io_uring_prep_send(sqe, fd, buf, len, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, data);
+	return park();
+}
+
+CALL int floor_send_all(int fd, const void *buf, size_t len)
+{
+	for (size_t off = 0; off < len;) {
+		int sent = send_once(fd, (const char *)buf + off, len - off);
+
+		if (sent <= 0)
+			return -1;
+		off += (size_t)sent;
+	}
+	return 0;
 }
 
 static void connection(void *arg)
 {
 	struct task *t = arg;
 	char buf[16384];
-	struct io_uring_sqe *sqe;
-	int n, sent;
 
 	for (;;) {
-		sqe = get_sqe();
-		io_uring_prep_recv(sqe, t->fd, buf, sizeof(buf), 0);
-		io_uring_sqe_set_data(sqe, t);
-		n = park(t);
-		if (n <= 0)
+		int n = floor_recv(t->fd, buf, sizeof(buf));
+
+		if (n <= 0 || floor_send_all(t->fd, buf, (size_t)n) < 0)
 			break;
-		for (int off = 0; off < n; off += sent) {
-			sqe = get_sqe();
-			io_uring_prep_send(sqe, t->fd, buf + off, n - off,
-					   MSG_NOSIGNAL);
-			io_uring_sqe_set_data(sqe, t);
-			sent = park(t);
-			if (sent <= 0)
-				goto out;
-		}
 	}
-out:
 	close(t->fd);
 	/* Never resumed: its stack and handle stay, as this is a benchmark. */
 	coil__context_switch(&t->ctx, &loop_ctx);
@@ -197,7 +266,9 @@ int main(int argc, char **argv)
 			ready_head = t->next_ready;
 			if (!ready_head)
 				ready_tail = &ready_head;
+			current = t;
 			coil__context_switch(&loop_ctx, &t->ctx);
+			current = NULL;
 		}
 		io_uring_submit_and_wait(&ring, 1);
 		io_uring_for_each_cqe(&ring, head, cqe) {
@@ -211,10 +282,17 @@ int main(int argc, char **argv)
 					arm_accept();
 				continue;
 			}
+#ifdef FLOOR_OPS
+			struct op *op = io_uring_cqe_get_data(cqe);
+			struct io_uring_cqe copy = *cqe;
+
+			op->complete(op, &copy);
+#else
 			struct task *t = io_uring_cqe_get_data(cqe);
 
 			t->res = cqe->res;
 			make_ready(t);
+#endif
 		}
 		io_uring_cq_advance(&ring, n);
 	}
