@@ -110,6 +110,11 @@ struct io_uring_sqe *coil_io_prep(coil_io *io)
 
 int coil_io_await(coil_io *io, int64_t deadline)
 {
+	coil_task *t = io->task;
+
+	/* Awaited from another task, or completed already (a full SQ). */
+	if (t && (t != t->loop->current || io->done))
+		return coil__io_await_slow(io, deadline);
 	return coil__io_await(io, deadline);
 }
 

@@ -36,13 +36,19 @@ coil__io_prep(coil_io *io)
 	return coil__io_refuse(io, l, t);
 }
 
+/*
+ * For coil's own calls, right after coil__io_prep and the SQE's filling:
+ * the op is then the running task's and not submitted yet. Only a cancel
+ * may have come meanwhile (a full SQ dispatches completions while
+ * coil__io_prep takes the SQE). coil_io_await checks the rest for callers
+ * that may do anything between the two.
+ */
 static inline __attribute__((always_inline)) int
 coil__io_await(coil_io *io, int64_t deadline)
 {
 	coil_task *t = io->task;
 
-	if (__builtin_expect(t && t == t->loop->current && !io->done &&
-			     !coil__cancel_pending(t) &&
+	if (__builtin_expect(t && !coil__cancel_pending(t) &&
 			     coil__arm_deadline(t, deadline) == 0, 1))
 		return coil__suspend(t, coil__io_interrupt, io);
 	return coil__io_await_slow(io, deadline);
