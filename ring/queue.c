@@ -172,10 +172,9 @@ int coil_ring_wait(coil_ring *r, int64_t deadline)
 	ret = ring_state(r);
 	if (ret)
 		return ret;
-	/* Completions already in the CQ need no kernel entry. */
-	n = dispatch(r);
-	if (n)
-		return n;
+	/* Completions are waiting already: nothing to block for. */
+	if (io_uring_cq_ready(&r->uring))
+		return coil_ring_poll(r);
 	for (;;) {
 		/*
 		 * One entry submits what is queued and waits. It returns at once

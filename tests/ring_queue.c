@@ -317,6 +317,27 @@ START_TEST(test_wait_blocks_until_a_completion)
 }
 END_TEST
 
+/* Completions waiting in the CQ end a wait at once, and queued SQEs still go. */
+START_TEST(test_wait_submits_what_is_queued_when_completions_wait)
+{
+	struct recorder first = RECORDER, second = RECORDER;
+	coil_ring r;
+
+	ring_up(&r, NULL);
+	io_uring_prep_nop(coil_ring_sqe(&r, &first.op));
+	/* Submitted behind coil's back: its CQE waits, not dispatched. */
+	ck_assert_int_eq(io_uring_submit(&r.uring), 1);
+	ck_assert_uint_eq(io_uring_cq_ready(&r.uring), 1);
+	io_uring_prep_nop(coil_ring_sqe(&r, &second.op));
+	ck_assert_int_ge(coil_ring_wait(&r, COIL_NEVER), 1);
+	ck_assert_int_eq(first.calls, 1);
+	/* A NOP completes as it is submitted: the same call dispatched it. */
+	ck_assert_int_eq(second.calls, 1);
+	ck_assert_uint_eq(coil_ring_inflight(&r), 0);
+	coil_ring_exit(&r);
+}
+END_TEST
+
 START_TEST(test_wait_returns_etimedout_at_its_deadline)
 {
 	struct recorder c = RECORDER;
@@ -416,6 +437,7 @@ int main(void)
 	ADD_TEST(s, test_multishot_poll_ends_with_its_cancel, 10);
 	ADD_TEST(s, test_poll_sees_deferred_completions, 10);
 	ADD_TEST(s, test_wait_blocks_until_a_completion, 10);
+	ADD_TEST(s, test_wait_submits_what_is_queued_when_completions_wait, 10);
 	ADD_TEST(s, test_wait_returns_etimedout_at_its_deadline, 10);
 	ADD_TEST(s, test_a_message_from_another_ring_reaches_its_op_uncounted, 10);
 	ADD_TEST(s, test_use_from_another_thread_returns_eexist, 10);
